@@ -1,0 +1,89 @@
+"""`queuectl add [options] -- CMD ARGS...`: one job from a command line, no JSON."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from queuectl.cli.commands import Subparsers
+from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.core import spec
+from queuectl.core.errors import UsageError
+from queuectl.core.ids import new_job_id
+from queuectl.core.models import NewJob
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "add",
+        help="add a job from a command line",
+        description="Add a job without writing JSON: queuectl add --max-retries 5 -- make "
+        "report. One argument is taken as a shell line as it is; several are "
+        "quoted and joined, so each stays one argument.",
+    )
+    parser.add_argument("--id", help="the job id (default: a generated one)")
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        metavar="N",
+        help="attempts before the DLQ (default: config max-retries)",
+    )
+    parser.add_argument("--priority", type=int, metavar="P", help="higher runs first (default 0)")
+    parser.add_argument("--queue", metavar="Q", help="the queue (default: default)")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument(
+        "--delay", metavar="DURATION", help="start no earlier than this from now (30s, 15m, 2h, 7d)"
+    )
+    when.add_argument(
+        "--at",
+        metavar="TIME",
+        help="start no earlier than this ISO 8601 time (local time without an offset)",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="S",
+        help="seconds a run may take (default: config job-timeout); 90, 30s or 5m",
+    )
+    add_json_flag(parser)
+    parser.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    words = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not words:
+        raise UsageError("add needs a command after --, e.g. queuectl add -- echo hello")
+    command = words[0] if len(words) == 1 else shlex.join(words)
+    service = open_service(args)
+    defaults = service.settings()
+    scheduled_at = None
+    if args.delay is not None:
+        scheduled_at = spec.delay_to_time(spec.parse_duration(args.delay), service.store.now())
+    elif args.at is not None:
+        scheduled_at = spec.parse_time(args.at)
+    job = NewJob(
+        id=spec.check_job_id(args.id) if args.id is not None else new_job_id(),
+        command=spec.check_command(command),
+        queue=spec.check_queue(args.queue) if args.queue is not None else "default",
+        priority=spec.check_priority(args.priority) if args.priority is not None else 0,
+        max_retries=(
+            spec.check_max_retries(args.max_retries)
+            if args.max_retries is not None
+            else defaults.max_retries
+        ),
+        timeout=(
+            spec.check_timeout(spec.parse_duration(args.timeout))
+            if args.timeout is not None
+            else defaults.job_timeout
+        ),
+        scheduled_at=scheduled_at,
+    )
+    (created,) = service.enqueue([job])
+    if args.json:
+        print_json(created.to_json())
+    else:
+        sys.stdout.write(f"{created.id}\n")
+    return 0

@@ -1,0 +1,31 @@
+"""`queuectl enqueue JSON` and `queuectl enqueue -` (JSON lines on stdin)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from queuectl.cli.commands import Subparsers
+from queuectl.cli.context import add_json_flag, open_service, print_json
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "enqueue",
+        help="add a job from JSON (or many, one per line, with -)",
+        description='Add a job: queuectl enqueue \'{"id":"job1","command":"make report"}\'. '
+        "With -, read one JSON object per line from stdin, all or nothing.",
+    )
+    parser.add_argument("job", metavar="JSON", help="a JSON object, or - for JSON lines on stdin")
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    jobs = service.enqueue_lines(sys.stdin) if args.job == "-" else [service.enqueue_json(args.job)]
+    if args.json:
+        print_json(jobs[0].to_json() if args.job != "-" else [job.to_json() for job in jobs])
+    else:
+        sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+    return 0

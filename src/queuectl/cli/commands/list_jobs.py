@@ -1,0 +1,60 @@
+"""`queuectl list`: jobs in enqueue order, the newest N."""
+
+from __future__ import annotations
+
+import argparse
+
+from queuectl.cli.commands import Subparsers
+from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.cli.render import print_jobs
+from queuectl.core.errors import UsageError
+from queuectl.core.models import JobState
+from queuectl.store.base import JobFilter
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("list", help="list jobs")
+    parser.add_argument(
+        "--state",
+        metavar="S",
+        help="only jobs in this state "
+        f"({', '.join(state.value for state in JobState)}); comma-separate "
+        "several",
+    )
+    parser.add_argument("--queue", metavar="Q", help="only jobs of this queue")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=100,
+        metavar="N",
+        help="the newest N jobs (default 100; 0 = all)",
+    )
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def parse_states(text: str | None) -> tuple[JobState, ...]:
+    if text is None:
+        return ()
+    states = []
+    for name in text.split(","):
+        try:
+            states.append(JobState(name.strip().lower()))
+        except ValueError:
+            known = ", ".join(state.value for state in JobState)
+            raise UsageError(f"unknown state {name.strip()!r} (choose from {known})") from None
+    return tuple(states)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise UsageError("--limit must be >= 0")
+    job_filter = JobFilter(states=parse_states(args.state), queue=args.queue, limit=args.limit)
+    service = open_service(args)
+    service.rescue_stale()
+    jobs = service.list_jobs(job_filter)
+    if args.json:
+        print_json([job.to_json() for job in jobs])
+    else:
+        print_jobs(jobs, service.store.now())
+    return 0

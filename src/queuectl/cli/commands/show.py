@@ -1,0 +1,28 @@
+"""`queuectl show ID`: one job with its attempt history and output."""
+
+from __future__ import annotations
+
+import argparse
+
+from queuectl.cli.commands import Subparsers
+from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.cli.render import print_job
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("show", help="one job with its history and output")
+    parser.add_argument("id", metavar="ID")
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    service.rescue_stale()
+    job = service.get_job(args.id)
+    history = service.job_history(job.id)
+    if args.json:
+        print_json(job.to_json() | {"history": [attempt.to_json() for attempt in history]})
+    else:
+        print_job(job, history, service.store.now())
+    return 0

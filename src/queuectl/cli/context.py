@@ -1,0 +1,23 @@
+"""Opening the service for a command, and small output helpers shared by commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from queuectl.service import QueueService
+from queuectl.store import open_store
+
+
+def open_service(args: argparse.Namespace, *, durable: bool = True) -> QueueService:
+    return QueueService(open_store(args.db, durable=durable))
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")

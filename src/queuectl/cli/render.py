@@ -1,0 +1,143 @@
+"""The one place that formats jobs, attempts and status for people."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from queuectl.core.clock import format_timestamp
+from queuectl.core.models import Attempt, Job, JobState
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from queuectl.service import StatusReport
+
+STATUS_LINES = (
+    ("Pending:", JobState.PENDING),
+    ("Processing:", JobState.PROCESSING),
+    ("Completed:", JobState.COMPLETED),
+    ("Failed:", JobState.FAILED),
+    ("Dead (DLQ):", JobState.DEAD),
+)
+
+
+def console() -> Console:
+    """A rich console that never cuts lines when the output is piped."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(width=shutil.get_terminal_size().columns)
+    return Console(width=10_000, no_color=True, highlight=False)
+
+
+def duration(seconds: float) -> str:
+    """45s, 2m 5s, 1h 3m, 2d 4h."""
+    whole = max(0, int(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def status_text(report: StatusReport) -> str:
+    counts = report.counts
+    lines = ["=== Job Queue Status ===", "", f"{'Total Jobs:':<17}{report.total}"]
+    lines += [f"{label:<17}{counts[state]}" for label, state in STATUS_LINES]
+    if counts[JobState.CANCELLED]:
+        lines.append(f"{'Cancelled:':<17}{counts[JobState.CANCELLED]}")
+    lines += ["", f"{'Active Workers:':<17}{len(report.workers)}"]
+    if report.workers:
+        lines += ["", "--- Active Workers ---"]
+        for worker in report.workers:
+            doing = f"Processing {worker.current_job_id}" if worker.current_job_id else "Idle"
+            if worker.status == "stopping":
+                doing += ", stopping"
+            uptime = duration((report.now - worker.started_at).total_seconds())
+            lines.append(
+                f"  {worker.id}: {doing} (uptime: {uptime}) [{worker.host} pid {worker.pid}]"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def when(value: datetime | None, now: datetime) -> str:
+    """A timestamp with a relative hint: 2026-01-01T10:00:00.000Z (in 3s)."""
+    if value is None:
+        return "-"
+    delta = (value - now).total_seconds()
+    hint = f"in {duration(delta)}" if delta >= 1 else f"{duration(-delta)} ago"
+    return f"{format_timestamp(value)} ({hint})"
+
+
+def print_jobs(jobs: Sequence[Job], now: datetime, *, empty: str = "No jobs.") -> None:
+    if not jobs:
+        print(empty)
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("ID", "STATE", "QUEUE", "PRI", "ATTEMPTS", "UPDATED", "COMMAND", "LAST ERROR"):
+        table.add_column(name, no_wrap=name != "COMMAND", overflow="fold")
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.state.value,
+            job.queue,
+            str(job.priority),
+            f"{job.attempts}/{job.max_retries}",
+            duration((now - job.updated_at).total_seconds()) + " ago",
+            job.command,
+            job.last_error or "",
+        )
+    console().print(table, markup=False)
+
+
+def print_job(job: Job, history: Sequence[Attempt], now: datetime) -> None:
+    fields = [
+        ("id", job.id),
+        ("state", job.state.value),
+        ("command", job.command),
+        ("queue", job.queue),
+        ("priority", str(job.priority)),
+        ("attempts", f"{job.attempts} of {job.max_retries}"),
+        ("timeout", f"{job.timeout:g}s"),
+        ("created", when(job.created_at, now)),
+        ("updated", when(job.updated_at, now)),
+        ("scheduled", when(job.scheduled_at, now)),
+        ("run at", when(job.run_at, now)),
+        ("started", when(job.started_at, now)),
+        ("finished", when(job.finished_at, now)),
+        ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
+        ("last error", job.last_error or "-"),
+    ]
+    if job.locked_by:
+        fields.append(("locked by", f"{job.locked_by} since {when(job.locked_at, now)}"))
+    out = [f"{name + ':':<12}{value}" for name, value in fields]
+    out += ["", "History:"]
+    if not history:
+        out.append("  (no attempts yet)")
+    for attempt in history:
+        ended = (
+            f"{(attempt.finished_at - attempt.started_at).total_seconds():.2f}s"
+            if attempt.finished_at
+            else "running"
+        )
+        result = attempt.error or ("ok" if attempt.finished_at else "")
+        out.append(
+            f"  #{attempt.attempt} {format_timestamp(attempt.started_at)} "
+            f"{attempt.worker_id or '-'} {ended} {result}".rstrip()
+        )
+    out += ["", "Output:" if job.output else "Output: (none)"]
+    sys.stdout.write("\n".join(out) + "\n")
+    if job.output:
+        sys.stdout.write(job.output if job.output.endswith("\n") else job.output + "\n")

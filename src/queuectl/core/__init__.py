@@ -1,0 +1,1 @@
+"""The pure core: job model, lifecycle rules, validation. No I/O, no clock."""

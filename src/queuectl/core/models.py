@@ -1,0 +1,155 @@
+"""The nouns of the SPEC: job states, jobs, attempts, workers, run results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from queuectl.core.clock import format_timestamp
+
+
+class JobState(StrEnum):
+    """A job's state; the value is what the store and the JSON output hold."""
+
+    PENDING = "pending"  # claimable once run_at <= now; set by enqueue and `dlq retry`
+    PROCESSING = "processing"  # held by locked_by; set by a claim, left by finish or rescue
+    COMPLETED = "completed"  # the latest attempt exited 0 (terminal)
+    FAILED = "failed"  # the latest attempt failed; claimable again at run_at
+    DEAD = "dead"  # attempts exhausted: the DLQ; only `dlq retry` moves it
+    CANCELLED = "cancelled"  # cancelled by the user (terminal)
+
+
+CLAIMABLE_STATES = (JobState.PENDING, JobState.FAILED)
+FINISHED_STATES = (JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job as given by the user, before the store adds its bookkeeping."""
+
+    id: str
+    command: str
+    queue: str = "default"
+    priority: int = 0
+    max_retries: int = 3
+    timeout: float = 300.0
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    command: str
+    state: JobState
+    queue: str
+    priority: int
+    attempts: int
+    max_retries: int
+    timeout: float
+    created_at: datetime
+    updated_at: datetime
+    scheduled_at: datetime | None
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    last_error: str | None
+    output: str
+    locked_by: str | None
+    locked_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "command": self.command,
+            "state": self.state.value,
+            "queue": self.queue,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "max_retries": self.max_retries,
+            "timeout": _number(self.timeout),
+            "created_at": format_timestamp(self.created_at),
+            "updated_at": format_timestamp(self.updated_at),
+            "scheduled_at": _optional_time(self.scheduled_at),
+            "run_at": format_timestamp(self.run_at),
+            "started_at": _optional_time(self.started_at),
+            "finished_at": _optional_time(self.finished_at),
+            "exit_code": self.exit_code,
+            "last_error": self.last_error,
+            "output": self.output,
+            "locked_by": self.locked_by,
+            "locked_at": _optional_time(self.locked_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One execution of a job, as kept in its history."""
+
+    job_id: str
+    attempt: int
+    worker_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    exit_code: int | None
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "worker_id": self.worker_id,
+            "started_at": format_timestamp(self.started_at),
+            "finished_at": _optional_time(self.finished_at),
+            "exit_code": self.exit_code,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    status: str  # "running", "stopping" or "stopped"
+    started_at: datetime
+    last_heartbeat: datetime
+    current_job_id: str | None
+    queues: tuple[str, ...] | None = None  # None: every queue
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "status": self.status,
+            "started_at": format_timestamp(self.started_at),
+            "last_heartbeat": format_timestamp(self.last_heartbeat),
+            "current_job_id": self.current_job_id,
+            "queues": list(self.queues) if self.queues is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How one run of a shell command ended; knows nothing of jobs."""
+
+    exit_code: int | None  # None when killed by a signal, timed out or never started
+    signal: int | None = None
+    timed_out: bool = False
+    spawn_error: str | None = None
+    output: str = ""
+    duration: float = 0.0  # seconds
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and self.spawn_error is None
+
+
+def _optional_time(value: datetime | None) -> str | None:
+    return format_timestamp(value) if value is not None else None
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value

@@ -1,0 +1,128 @@
+"""Persistent settings: one registry of config keys, their parsers and defaults."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from queuectl.core.errors import InvalidConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    max_retries: int = 3
+    backoff_base: float = 2.0
+    backoff_max: float = 3600.0  # seconds
+    job_timeout: float = 300.0  # seconds
+    lease_timeout: float = 30.0  # seconds
+    poll_interval: float = 1.0  # seconds
+    output_limit: int = 65536  # bytes
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, str]) -> Settings:
+        """Settings from the config table's text values; unknown or broken rows are ignored."""
+        values: dict[str, float | int] = {}
+        for key, text in stored.items():
+            spec = CONFIG_KEYS.get(key)
+            if spec is None:
+                continue
+            try:
+                values[spec.attribute] = spec.parse(text)
+            except InvalidConfig:
+                continue
+        return cls(**values)  # type: ignore[arg-type]
+
+    def value_of(self, key: str) -> float | int:
+        return getattr(self, config_key(key).attribute)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigKey:
+    key: str
+    parse: Callable[[str], float | int]
+    help: str
+
+    @property
+    def attribute(self) -> str:
+        return self.key.replace("-", "_")
+
+
+def _number(text: str, *, minimum: float, inclusive: bool, integer: bool) -> float | int:
+    try:
+        value: float | int = int(text) if integer else float(text)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise InvalidConfig(f"{text!r} is not {kind}") from None
+    if not math.isfinite(value):
+        raise InvalidConfig(f"{text!r} is not a finite number")
+    if value < minimum or (value == minimum and not inclusive):
+        relation = ">=" if inclusive else ">"
+        raise InvalidConfig(f"{text!r} must be {relation} {_display(minimum)}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
+
+
+def _parser(
+    minimum: float, *, inclusive: bool = True, integer: bool = False, maximum: float | None = None
+) -> Callable[[str], float | int]:
+    def parse(text: str) -> float | int:
+        value = _number(text.strip(), minimum=minimum, inclusive=inclusive, integer=integer)
+        if maximum is not None and value > maximum:
+            raise InvalidConfig(f"{text!r} must be <= {_display(maximum)}")
+        return value
+
+    return parse
+
+
+def _display(value: float | int) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+CONFIG_KEYS: dict[str, ConfigKey] = {
+    spec.key: spec
+    for spec in (
+        ConfigKey(
+            "max-retries",
+            _parser(0, integer=True, maximum=1000),
+            "default max_retries of new jobs (attempts before the DLQ)",
+        ),
+        ConfigKey("backoff-base", _parser(1), "retry delay = base ** attempts seconds"),
+        ConfigKey("backoff-max", _parser(0), "cap on one retry delay, seconds"),
+        ConfigKey("job-timeout", _parser(0, inclusive=False), "default job timeout, seconds"),
+        ConfigKey(
+            "lease-timeout",
+            _parser(1),
+            "seconds without heartbeat before a worker's job is rescued",
+        ),
+        ConfigKey(
+            "poll-interval",
+            _parser(0, inclusive=False),
+            "upper bound between checks of an idle worker, seconds",
+        ),
+        ConfigKey("output-limit", _parser(0, integer=True), "bytes of output kept per attempt"),
+    )
+}
+
+
+def config_key(key: str) -> ConfigKey:
+    try:
+        return CONFIG_KEYS[key]
+    except KeyError:
+        known = ", ".join(CONFIG_KEYS)
+        raise InvalidConfig(f"unknown config key {key!r} (known keys: {known})") from None
+
+
+def format_value(value: float | int) -> str:
+    """The bare form `config get` prints: 3, 2, 0.5."""
+    return _display(value) if isinstance(value, float) else str(value)
+
+
+def normalize(key: str, text: str) -> str:
+    """Validate a user's value for `key` and return the text to store."""
+    spec = config_key(key)
+    try:
+        return format_value(spec.parse(text))
+    except InvalidConfig as exc:
+        raise InvalidConfig(f"invalid value for {key}: {exc.message}") from None

@@ -1,0 +1,204 @@
+"""User input to NewJob: enqueue JSON, `add` options, durations and times."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from queuectl.core.errors import InvalidJobSpec, UsageError
+from queuectl.core.ids import is_valid_job_id, new_job_id
+from queuectl.core.models import NewJob
+from queuectl.core.settings import Settings
+
+ALLOWED_KEYS = ("id", "command", "max_retries", "scheduled_at", "priority", "queue", "timeout")
+VALID_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_RETRIES_LIMIT = 1000
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_job_json(text: str, settings: Settings, line: int | None = None) -> NewJob:
+    """One enqueue JSON object to a NewJob, or InvalidJobSpec saying what is wrong."""
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidJobSpec(f"invalid JSON: {exc.msg} at column {exc.colno}", line) from None
+    except ValueError as exc:
+        raise InvalidJobSpec(f"invalid JSON: {exc}", line) from None
+    if not isinstance(data, dict):
+        raise InvalidJobSpec(f"expected a JSON object, got {_json_type(data)}", line)
+    try:
+        return job_from_fields(data, settings)
+    except InvalidJobSpec as exc:
+        raise InvalidJobSpec(exc.message, line) from None
+
+
+def parse_job_lines(lines: Iterable[str], settings: Settings) -> list[NewJob]:
+    """JSON lines (blank ones skipped) to NewJobs, validating all before any is used."""
+    jobs: list[NewJob] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        job = parse_job_json(raw, settings, line=number)
+        if job.id in seen:
+            raise InvalidJobSpec(f"duplicate id {job.id!r} (also on line {seen[job.id]})", number)
+        seen[job.id] = number
+        jobs.append(job)
+    return jobs
+
+
+def job_from_fields(data: dict[str, Any], settings: Settings) -> NewJob:
+    unknown = [key for key in data if key not in ALLOWED_KEYS]
+    if unknown:
+        allowed = ", ".join(ALLOWED_KEYS)
+        raise InvalidJobSpec(f"unknown key {unknown[0]!r} (allowed keys: {allowed})")
+    if "command" not in data:
+        raise InvalidJobSpec("missing required key 'command'")
+    job_id = data.get("id")
+    job_id = new_job_id() if job_id is None else check_job_id(_typed(data, "id", str))
+    return NewJob(
+        id=job_id,
+        command=check_command(_typed(data, "command", str)),
+        queue=check_queue(_typed(data, "queue", str)) if "queue" in data else "default",
+        priority=check_priority(_integer(data, "priority")) if "priority" in data else 0,
+        max_retries=(
+            check_max_retries(_integer(data, "max_retries"))
+            if "max_retries" in data
+            else settings.max_retries
+        ),
+        timeout=check_timeout(_real(data, "timeout"))
+        if "timeout" in data
+        else settings.job_timeout,
+        scheduled_at=(
+            parse_time(_typed(data, "scheduled_at", str))
+            if data.get("scheduled_at") is not None
+            else None
+        ),
+    )
+
+
+def check_job_id(value: str) -> str:
+    if not is_valid_job_id(value):
+        raise InvalidJobSpec(
+            f"invalid id {value!r}: use 1-128 letters, digits, '.', '_', ':', '@' or '-'"
+        )
+    return value
+
+
+def check_command(value: str) -> str:
+    if not value.strip():
+        raise InvalidJobSpec("command must not be empty")
+    if "\0" in value:
+        raise InvalidJobSpec("command must not contain a NUL character")
+    return value
+
+
+def check_queue(value: str) -> str:
+    if not VALID_QUEUE.fullmatch(value):
+        raise InvalidJobSpec(f"invalid queue {value!r}: use 1-128 letters, digits, '-', '_' or '.'")
+    return value
+
+
+def check_priority(value: int) -> int:
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise InvalidJobSpec(f"priority {value} is outside the 32-bit range")
+    return value
+
+
+def check_max_retries(value: int) -> int:
+    if value < 0:
+        raise InvalidJobSpec(f"max_retries must be >= 0, got {value}")
+    if value > MAX_RETRIES_LIMIT:
+        raise InvalidJobSpec(f"max_retries must be <= {MAX_RETRIES_LIMIT}, got {value}")
+    return value
+
+
+def check_timeout(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidJobSpec(f"timeout must be a number > 0, got {value}")
+    return value
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 to an aware UTC datetime; without an offset it is this machine's local time."""
+    cleaned = text.strip()
+    try:
+        value = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise InvalidJobSpec(
+            f"invalid time {text!r}: expected ISO 8601, e.g. 2026-01-31T09:30:00Z"
+        ) from None
+    if value.tzinfo is None:
+        value = value.astimezone()  # naive means local time on the enqueuing machine
+    return value.astimezone(UTC)
+
+
+def parse_duration(text: str) -> float:
+    """'30s', '15m', '2h', '7d', '1w', '250ms' or bare seconds to float seconds."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise UsageError(f"invalid duration {text!r}: expected e.g. 30s, 15m, 2h, 7d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def delay_to_time(seconds: float, now: datetime) -> datetime:
+    return now + timedelta(seconds=seconds)
+
+
+def _typed(data: dict[str, Any], key: str, kind: type[str]) -> str:
+    value = data[key]
+    if not isinstance(value, kind):
+        raise InvalidJobSpec(f"{key} must be a string, got {_json_type(value)}")
+    return value
+
+
+def _integer(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise InvalidJobSpec(f"{key} must be an integer, got {_json_type(value)}")
+    return value
+
+
+def _real(data: dict[str, Any], key: str) -> float:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidJobSpec(f"{key} must be a number, got {_json_type(value)}")
+    return float(value)
+
+
+def _json_type(value: object) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return f"the number {value}"
+        case str():
+            return f"the string {value!r}" if len(value) < 40 else "a string"
+        case list():
+            return "an array"
+        case dict():
+            return "an object"
+    return type(value).__name__
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Iterator[Any]:
+    raise ValueError(f"{name} is not a valid JSON number")

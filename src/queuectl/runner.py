@@ -1,0 +1,237 @@
+"""run_shell(): run one command under /bin/sh in its own process group; knows nothing of jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+
+from queuectl.core.models import RunResult
+
+KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a timed-out or killed run
+LEFTOVER_GRACE = 0.5  # seconds background processes get after the shell itself exits
+READ_CHUNK = 65536  # bytes
+PR_SET_PDEATHSIG = 1  # prctl options, from <linux/prctl.h>
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class ShellRun:
+    """One run of a shell command; `kill()` may be called from another thread."""
+
+    def __init__(
+        self,
+        command: str,
+        *,
+        timeout: float,
+        output_limit: int,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        reap_orphans: bool = False,
+    ) -> None:
+        self.command = command
+        # In a child subreaper (the worker), the job's orphaned background processes
+        # become our children: reap them, or they linger as zombies.
+        self.reap_orphans = reap_orphans
+        self.timeout = timeout
+        self.output_limit = output_limit
+        self.env = env
+        self.cwd = cwd
+        self._kill_reason: str | None = None
+        self._killed = threading.Event()
+        self.pid: int | None = None
+
+    def kill(self, reason: str) -> None:
+        """Stop the run: its process group gets SIGTERM, then SIGKILL after a grace."""
+        self._kill_reason = reason
+        self._killed.set()
+
+    @property
+    def kill_reason(self) -> str | None:
+        return self._kill_reason
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", self.command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=self.env,
+                cwd=self.cwd,
+            )
+        except OSError as exc:
+            return RunResult(
+                exit_code=None,
+                spawn_error=exc.strerror or str(exc),
+                duration=time.monotonic() - started,
+            )
+        self.pid = proc.pid
+        output = bytearray()
+        timed_out = self._pump(proc, output, started + self.timeout)
+        returncode = proc.wait()
+        text = bytes(output[-self.output_limit :] if self.output_limit else b"").decode(
+            "utf-8", errors="replace"
+        )
+        duration = time.monotonic() - started
+        if returncode < 0:
+            return RunResult(
+                exit_code=None,
+                signal=-returncode,
+                timed_out=timed_out,
+                output=text,
+                duration=duration,
+            )
+        return RunResult(
+            exit_code=None if timed_out else returncode,
+            timed_out=timed_out,
+            output=text,
+            duration=duration,
+        )
+
+    def _pump(self, proc: subprocess.Popen[bytes], output: bytearray, deadline: float) -> bool:
+        """Collect output until the shell exits; kill the group on timeout. True if timed out."""
+        assert proc.stdout is not None
+        pipe = proc.stdout.fileno()
+        os.set_blocking(pipe, False)
+        selector = selectors.DefaultSelector()
+        selector.register(pipe, selectors.EVENT_READ)
+        exit_fd = _watch_exit(selector, proc.pid)
+        timed_out = False
+        kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
+        pipe_open = True
+        try:
+            while proc.poll() is None:
+                now = time.monotonic()
+                if kill_at is None and (now >= deadline or self._killed.is_set()):
+                    timed_out = not self._killed.is_set()
+                    _signal_group(proc.pid, signal.SIGTERM)
+                    kill_at = now + KILL_GRACE
+                elif kill_at is not None and now >= kill_at:
+                    _signal_group(proc.pid, signal.SIGKILL)
+                    kill_at = float("inf")
+                # Wake for output, for the shell's exit (pidfd), or to check the clock.
+                wait = min(deadline if kill_at is None else kill_at, now + 0.1) - now
+                for key, _ in selector.select(max(0.0, wait)):
+                    if key.fd == pipe:
+                        pipe_open = _drain(pipe, output, self.output_limit)
+                        if not pipe_open:
+                            selector.unregister(pipe)
+        finally:
+            selector.close()
+            if exit_fd is not None:
+                os.close(exit_fd)
+        self._reap_leftovers(proc.pid, pipe if pipe_open else None, output)
+        proc.stdout.close()
+        return timed_out
+
+    def _reap_leftovers(self, pgid: int, pipe: int | None, output: bytearray) -> None:
+        """Background processes of a finished shell get a short grace, then are killed,
+        so that no job leaves processes behind."""
+        if not self._group_alive(pgid):
+            if pipe is not None:
+                _drain(pipe, output, self.output_limit)
+            return
+        _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + LEFTOVER_GRACE
+        while self._group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _signal_group(pgid, signal.SIGKILL)
+        if pipe is not None:
+            _drain(pipe, output, self.output_limit)
+        while self._group_alive(pgid) and time.monotonic() < deadline + KILL_GRACE:
+            time.sleep(0.01)
+
+    def _group_alive(self, pgid: int) -> bool:
+        if self.reap_orphans:
+            _reap_zombies()
+        return _group_alive(pgid)
+
+
+def run_shell(
+    command: str,
+    *,
+    timeout: float,
+    output_limit: int,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> RunResult:
+    return ShellRun(command, timeout=timeout, output_limit=output_limit, env=env, cwd=cwd).run()
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants of this process its children (Linux), so that a job's
+    background processes can be found and reaped. False where not supported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send `signum` to this process when its parent dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_exit(selector: selectors.BaseSelector, pid: int) -> int | None:
+    """Register a pidfd so that the selector also wakes when the shell exits."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None  # old kernel: the loop polls the process every 0.1 s instead
+    selector.register(fd, selectors.EVENT_READ)
+    return fd
+
+
+def _drain(pipe: int, output: bytearray, limit: int) -> bool:
+    """Read what the pipe has now, keeping only the last `limit` bytes. False at EOF."""
+    while True:
+        try:
+            chunk = os.read(pipe, READ_CHUNK)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        output += chunk
+        if len(output) > 2 * limit + READ_CHUNK:
+            del output[:-limit]
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _reap_zombies() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

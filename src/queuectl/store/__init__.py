@@ -1,0 +1,73 @@
+"""open_store(): the one place that turns a target into a backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from queuectl.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from queuectl.core.clock import Clock
+    from queuectl.store.base import Store
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def default_target() -> str:
+    """`$QUEUECTL_DB`, else `$QUEUECTL_HOME/queuectl.db` (SPEC 1)."""
+    from_env = os.environ.get("QUEUECTL_DB")
+    if from_env:
+        return from_env
+    home = os.environ.get("QUEUECTL_HOME")
+    if not home:
+        data = os.environ.get("XDG_DATA_HOME") or os.path.join(
+            os.path.expanduser("~"), ".local", "share"
+        )
+        home = os.path.join(data, "queuectl")
+    return os.path.join(home, "queuectl.db")
+
+
+def is_postgres(target: str) -> bool:
+    return target.startswith(POSTGRES_SCHEMES)
+
+
+def sqlite_path(target: str) -> Path:
+    if target.startswith("sqlite:///"):
+        return Path(target.removeprefix("sqlite://"))
+    if target.startswith("sqlite:"):
+        raise UsageError(f"invalid store {target!r}: use sqlite:///absolute/path.db")
+    if "://" in target:
+        raise UsageError(
+            f"unknown store {target!r}: use a file path, sqlite:///path.db "
+            "or postgresql://user@host:port/dbname"
+        )
+    return Path(target).expanduser()
+
+
+def open_store(
+    target: str | None = None,
+    *,
+    durable: bool = True,
+    clock: Clock | None = None,
+    migrate: bool = True,
+) -> Store:
+    """Open (and by default create or migrate) the store at `target`."""
+    target = target or default_target()
+    store: Store
+    if is_postgres(target):
+        from queuectl.store.postgres import PostgresStore  # type: ignore[import-not-found]
+
+        store = PostgresStore(target)
+    else:
+        from queuectl.store.sqlite import SqliteStore
+
+        store = SqliteStore(sqlite_path(target), durable=durable, clock=clock)
+    if migrate:
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
+    return store

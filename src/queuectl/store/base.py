@@ -1,0 +1,114 @@
+"""The Store protocol: persistence verbs, one transaction each, no lifecycle rules.
+
+Every transition is guarded by the state it expects, so a caller that lost a race
+learns so from a False or None instead of overwriting someone else's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from queuectl.core.lifecycle import Outcome
+from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """What a worker reports about an attempt it ran."""
+
+    exit_code: int | None
+    output: str | None  # None keeps what was saved while the job ran
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    states: tuple[JobState, ...] = ()
+    queue: str | None = None
+    limit: int = 100  # newest N; 0 = all
+
+
+class Store(Protocol):
+    supports_notify: bool  # True: wait_for_jobs is woken by pushes, not only by polling
+
+    def now(self) -> datetime:
+        """The store's idea of the current time (the database's for PostgreSQL)."""
+        ...
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema; safe to call from several processes at once."""
+        ...
+
+    def close(self) -> None: ...
+
+    # jobs
+    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Insert all jobs in one transaction, or none (DuplicateJobId)."""
+        ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def list_jobs(self, job_filter: JobFilter) -> list[Job]:
+        """Jobs in enqueue order; with a limit, the newest `limit` of them."""
+        ...
+
+    def count_jobs_by_state(self) -> dict[JobState, int]: ...
+
+    def list_attempts(self, job_id: str) -> list[Attempt]: ...
+
+    def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
+        """Atomically take the next runnable job (SPEC 2.2 order) for `worker_id`."""
+        ...
+
+    def finish_attempt(
+        self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
+    ) -> bool:
+        """Apply `outcome` to the attempt `job.attempts` held by `worker_id`.
+
+        False when that claim is no longer held (rescued, cancelled): nothing changes.
+        """
+        ...
+
+    def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
+        """Processing jobs whose worker has not sent a heartbeat for `lease_timeout` s."""
+        ...
+
+    def requeue_dead(self, job_id: str) -> bool:
+        """A dead job back to pending with attempts=0; False if it is not dead."""
+        ...
+
+    def seconds_until_next_job(self, queues: Sequence[str] | None) -> float | None:
+        """Seconds until the earliest claimable job's run_at (0 if one is due), None if none."""
+        ...
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a change to the store; True if one came."""
+        ...
+
+    # workers
+    def register_worker(
+        self, worker_id: str, host: str, pid: int, queues: Sequence[str] | None
+    ) -> None: ...
+
+    def heartbeat(
+        self, worker_id: str, current_job_id: str | None, status: str = "running"
+    ) -> bool:
+        """Record that the worker is alive; True when someone asked it to stop."""
+        ...
+
+    def deregister_worker(self, worker_id: str) -> None:
+        """Mark the worker stopped."""
+        ...
+
+    def list_workers(self, lease_timeout: float) -> list[WorkerInfo]:
+        """Active workers: not stopped, heartbeat younger than `lease_timeout`."""
+        ...
+
+    def request_stop(self, worker_ids: Sequence[str]) -> None: ...
+
+    # config
+    def get_config(self) -> dict[str, str]: ...
+
+    def set_config(self, key: str, value: str) -> None: ...

@@ -1,0 +1,460 @@
+"""SqliteStore: the embedded default, one file in WAL mode shared by every local process."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from queuectl.core.clock import Clock, SystemClock
+from queuectl.core.errors import DuplicateJobId, StoreUnavailable
+from queuectl.core.lifecycle import Outcome
+from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.store.base import AttemptRecord, JobFilter
+
+SCHEMA_VERSION = 1  # the number of the newest file in migrations/sqlite
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before giving up
+CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle worker
+
+JOB_COLUMNS = (
+    "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
+    " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
+    " output, locked_by, locked_at"
+)
+WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
+
+
+class SqliteStore:
+    """A SQLite file. `durable=False` skips the per-commit fsync (for worker bookkeeping,
+    where a write lost to a power cut only re-runs a job, which at-least-once allows)."""
+
+    supports_notify = False
+
+    def __init__(self, path: Path, *, durable: bool = True, clock: Clock | None = None) -> None:
+        self.path = path
+        self.clock = clock or SystemClock()
+        self._data_version: int | None = None
+        try:
+            _prepare_file(path)
+            self.conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            self.conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open the store at {path}: {exc}") from exc
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front (BEGIN IMMEDIATE), so a
+        read-then-write never fails half-way with `database is locked`."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"store {self.path}: {exc}") from exc
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"store {self.path}: {exc}") from exc
+
+    def migrate(self) -> None:
+        try:
+            (version,) = self.conn.execute("PRAGMA user_version").fetchone()
+            if version == SCHEMA_VERSION:
+                return
+            self.conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
+        from queuectl.store.migrate import migration_scripts, statements
+
+        with self._write() as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"the store at {self.path} has schema version {version}, newer than this "
+                    f"queuectl understands ({SCHEMA_VERSION}): upgrade queuectl"
+                )
+            for number, script in migration_scripts("sqlite"):
+                if number > version:
+                    for statement in statements(script):
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+        now = self._now()
+        rows = [
+            (
+                job.id,
+                job.command,
+                JobState.PENDING.value,
+                job.queue,
+                job.priority,
+                job.max_retries,
+                job.timeout,
+                now,
+                now,
+                _ts(job.scheduled_at),
+                _ts(job.scheduled_at) if job.scheduled_at else now,
+            )
+            for job in jobs
+        ]
+        try:
+            with self._write() as conn:
+                conn.executemany(
+                    "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
+                    " created_at, updated_at, scheduled_at, run_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.IntegrityError as exc:
+            existing = self._existing_ids([job.id for job in jobs])
+            which = f"job id {existing[0]!r}" if existing else "a job id"
+            raise DuplicateJobId(f"{which} already exists") from exc
+        return [_new_job_row(job, now) for job in jobs]
+
+    def _existing_ids(self, ids: list[str]) -> list[str]:
+        found = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += [r[0] for r in self._read(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk)]
+        return found
+
+    def get_job(self, job_id: str) -> Job | None:
+        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def list_jobs(self, job_filter: JobFilter) -> list[Job]:
+        where, params = [], []
+        if job_filter.states:
+            where.append(f"state IN ({','.join('?' * len(job_filter.states))})")
+            params += [state.value for state in job_filter.states]
+        if job_filter.queue is not None:
+            where.append("queue = ?")
+            params.append(job_filter.queue)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        if job_filter.limit > 0:
+            sql = (
+                f"SELECT * FROM (SELECT seq, {JOB_COLUMNS} FROM jobs {clause}"
+                f" ORDER BY seq DESC LIMIT {int(job_filter.limit)}) ORDER BY seq"
+            )
+            return [_job(row[1:]) for row in self._read(sql, params)]
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY seq"
+        return [_job(row) for row in self._read(sql, params)]
+
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        for state, count in self._read("SELECT state, count(*) FROM jobs GROUP BY state"):
+            counts[JobState(state)] = count
+        return counts
+
+    def list_attempts(self, job_id: str) -> list[Attempt]:
+        rows = self._read(
+            "SELECT job_id, attempt, worker_id, started_at, finished_at, exit_code, error"
+            " FROM attempts WHERE job_id = ? ORDER BY seq",
+            (job_id,),
+        )
+        return [
+            Attempt(row[0], row[1], row[2], _dt(row[3]), _odt(row[4]), row[5], row[6])
+            for row in rows
+        ]
+
+    def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
+        now = self._now()
+        queue_clause, params = _queue_clause(queues)
+        pick = (
+            "SELECT seq FROM jobs WHERE state IN ('pending', 'failed') AND run_at <= ?"
+            f"{queue_clause} ORDER BY priority DESC, run_at, seq LIMIT 1"
+        )
+        # A lock-free look first: idle workers then never queue up for the write lock.
+        if not self._read(pick, [now, *params]):
+            return None
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET state = 'processing', locked_by = ?, locked_at = ?,"
+                " started_at = ?, finished_at = NULL, exit_code = NULL,"
+                " attempts = attempts + 1, updated_at = ?"
+                f" WHERE seq = ({pick}) RETURNING {JOB_COLUMNS}",
+                [worker_id, now, now, now, now, *params],
+            ).fetchone()
+            if row is None:
+                return None
+            job = _job(row)
+            conn.execute(
+                "INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?)",
+                (job.id, job.attempts, worker_id, now),
+            )
+            conn.execute("UPDATE workers SET current_job_id = ? WHERE id = ?", (job.id, worker_id))
+        return job
+
+    def finish_attempt(
+        self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
+    ) -> bool:
+        now = self._now()
+        run_at = now + outcome.retry_delay if outcome.retry_delay is not None else None
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = ?, run_at = coalesce(?, run_at), finished_at = ?,"
+                " exit_code = ?, last_error = ?, output = coalesce(?, output),"
+                " locked_by = NULL, locked_at = NULL, updated_at = ?"
+                " WHERE id = ? AND state = 'processing' AND locked_by = ? AND attempts = ?",
+                (
+                    outcome.state.value,
+                    run_at,
+                    now,
+                    record.exit_code,
+                    outcome.last_error,
+                    record.output,
+                    now,
+                    job.id,
+                    worker_id,
+                    job.attempts,
+                ),
+            )
+            if cursor.rowcount != 1:
+                return False
+            conn.execute(
+                "UPDATE attempts SET finished_at = ?, exit_code = ?, error = ?,"
+                " output = coalesce(?, output)"
+                " WHERE job_id = ? AND attempt = ? AND finished_at IS NULL",
+                (now, record.exit_code, outcome.last_error, record.output, job.id, job.attempts),
+            )
+            conn.execute(
+                "UPDATE workers SET current_job_id = NULL WHERE id = ? AND current_job_id = ?",
+                (worker_id, job.id),
+            )
+        return True
+
+    def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
+        cutoff = self._now() - lease_timeout
+        rows = self._read(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND NOT EXISTS ("
+            " SELECT 1 FROM workers WHERE workers.id = jobs.locked_by"
+            " AND workers.status != 'stopped' AND workers.last_heartbeat >= ?)"
+            " ORDER BY seq",
+            (cutoff,),
+        )
+        return [_job(row) for row in rows]
+
+    def requeue_dead(self, job_id: str) -> bool:
+        now = self._now()
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
+                " locked_by = NULL, locked_at = NULL WHERE id = ? AND state = 'dead'",
+                (now, now, job_id),
+            )
+            return cursor.rowcount == 1
+
+    def seconds_until_next_job(self, queues: Sequence[str] | None) -> float | None:
+        queue_clause, params = _queue_clause(queues)
+        rows = self._read(
+            f"SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed'){queue_clause}",
+            params,
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        return max(0.0, float(rows[0][0]) - self._now())
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Poll `PRAGMA data_version`, which moves when another connection commits:
+        a read of shared memory, so checking often keeps pickup fast and idle cheap."""
+        deadline = time.monotonic() + timeout
+        if self._data_version is None:
+            self._data_version = self._current_data_version()
+        while True:
+            version = self._current_data_version()
+            if version != self._data_version:
+                self._data_version = version
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(CHANGE_CHECK_INTERVAL, left))
+
+    def _current_data_version(self) -> int:
+        return int(self._read("PRAGMA data_version")[0][0])
+
+    # -- workers ----------------------------------------------------------------------
+
+    def register_worker(
+        self, worker_id: str, host: str, pid: int, queues: Sequence[str] | None
+    ) -> None:
+        now = self._now()
+        with self._write() as conn:
+            # Keep the table small: forget workers that stopped more than a day ago.
+            conn.execute(
+                "DELETE FROM workers WHERE status = 'stopped' AND last_heartbeat < ?",
+                (now - 86400,),
+            )
+            conn.execute(
+                "INSERT INTO workers (id, host, pid, queues, status, started_at, last_heartbeat)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (worker_id, host, pid, ",".join(queues) if queues else None, now, now),
+            )
+
+    def heartbeat(
+        self, worker_id: str, current_job_id: str | None, status: str = "running"
+    ) -> bool:
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE workers SET last_heartbeat = ?, status = ? WHERE id = ?"
+                " RETURNING stop_requested",
+                (self._now(), status, worker_id),
+            ).fetchone()
+        return bool(row[0]) if row else True
+
+    def deregister_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE workers SET status = 'stopped', current_job_id = NULL,"
+                " last_heartbeat = ? WHERE id = ?",
+                (self._now(), worker_id),
+            )
+
+    def list_workers(self, lease_timeout: float) -> list[WorkerInfo]:
+        rows = self._read(
+            f"SELECT {WORKER_COLUMNS} FROM workers WHERE status != 'stopped'"
+            " AND last_heartbeat >= ? ORDER BY started_at, id",
+            (self._now() - lease_timeout,),
+        )
+        return [
+            WorkerInfo(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                _dt(row[4]),
+                _dt(row[5]),
+                row[6],
+                tuple(row[7].split(",")) if row[7] else None,
+            )
+            for row in rows
+        ]
+
+    def request_stop(self, worker_ids: Sequence[str]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE workers SET stop_requested = 1 WHERE id = ?",
+                [(worker_id,) for worker_id in worker_ids],
+            )
+
+    # -- config -----------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, str]:
+        return dict(self._read("SELECT key, value FROM config"))
+
+    def set_config(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO config (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the folder (0700) and the database file (0600) before SQLite opens it."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return
+        os.fchmod(fd, 0o600)
+        os.close(fd)
+
+
+def _queue_clause(queues: Sequence[str] | None) -> tuple[str, list[str]]:
+    if not queues:
+        return "", []
+    return f" AND queue IN ({','.join('?' * len(queues))})", list(queues)
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _odt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        command=row[1],
+        state=JobState(row[2]),
+        queue=row[3],
+        priority=row[4],
+        attempts=row[5],
+        max_retries=row[6],
+        timeout=row[7],
+        created_at=_dt(row[8]),
+        updated_at=_dt(row[9]),
+        scheduled_at=_odt(row[10]),
+        run_at=_dt(row[11]),
+        started_at=_odt(row[12]),
+        finished_at=_odt(row[13]),
+        exit_code=row[14],
+        last_error=row[15],
+        output=row[16],
+        locked_by=row[17],
+        locked_at=_odt(row[18]),
+    )
+
+
+def _new_job_row(job: NewJob, now: float) -> Job:
+    created = _dt(now)
+    return Job(
+        id=job.id,
+        command=job.command,
+        state=JobState.PENDING,
+        queue=job.queue,
+        priority=job.priority,
+        attempts=0,
+        max_retries=job.max_retries,
+        timeout=job.timeout,
+        created_at=created,
+        updated_at=created,
+        scheduled_at=job.scheduled_at,
+        run_at=job.scheduled_at or created,
+        started_at=None,
+        finished_at=None,
+        exit_code=None,
+        last_error=None,
+        output="",
+        locked_by=None,
+        locked_at=None,
+    )

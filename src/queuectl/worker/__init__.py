@@ -1,0 +1,1 @@
+"""Workers: the claim-run-finish loop, its heartbeat, and the supervisor of N processes."""

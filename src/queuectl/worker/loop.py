@@ -1,0 +1,185 @@
+"""The worker loop: rescue, claim, run, finish; until stopped (or idle, in burst mode)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from queuectl.core import lifecycle
+from queuectl.core.errors import QueuectlError
+from queuectl.core.ids import new_worker_id
+from queuectl.core.models import Job
+from queuectl.core.settings import Settings
+from queuectl.runner import ShellRun, become_subreaper
+from queuectl.service import QueueService
+from queuectl.store import open_store
+from queuectl.store.base import AttemptRecord
+from queuectl.worker.heartbeat import Heartbeat
+
+log = logging.getLogger("queuectl.worker")
+
+SETTINGS_MAX_AGE = 1.0  # seconds a worker trusts its copy of the config
+IDLE_SLICE = 0.1  # seconds; an idle worker checks its stop flag at least this often
+SIGNAL_DEDUPE_WINDOW = 1.0  # seconds; signals closer than this count as one request
+# (Ctrl+C reaches the supervisor and every worker, and the supervisor forwards it too.)
+
+
+class Worker:
+    def __init__(
+        self,
+        target: str | None,
+        queues: Sequence[str] | None = None,
+        *,
+        burst: bool = False,
+        worker_id: str | None = None,
+    ) -> None:
+        self.target = target
+        self.queues = tuple(queues) if queues else None
+        self.burst = burst
+        self.id = worker_id or new_worker_id()
+        self.stopping = threading.Event()
+        self._stop_requests = 0
+        self._last_signal = 0.0
+        self._current: tuple[Job, ShellRun] | None = None
+        self._settings: Settings | None = None
+        self._settings_read_at = 0.0
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Graceful: claim nothing new, let the running job finish and be recorded."""
+        self.stopping.set()
+
+    def handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if self._stop_requests and now - self._last_signal < SIGNAL_DEDUPE_WINDOW:
+            return
+        self._last_signal = now
+        self._stop_requests += 1
+        if self._stop_requests == 1:
+            log.info("%s: stopping after the current job (signal again to kill it)", self.id)
+            self.request_stop()
+        elif self._current is not None:
+            job, run = self._current
+            log.info("%s: killing job %s", self.id, job.id)
+            run.kill(f"killed: worker {self.id} was told to stop now")
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self.handle_signal)
+        signal.signal(signal.SIGTERM, self.handle_signal)
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve jobs until stopped; returns the process exit status."""
+        become_subreaper()
+        service = QueueService(open_store(self.target, durable=False))
+        store = service.store
+        store.register_worker(self.id, socket.gethostname(), os.getpid(), self.queues)
+        heartbeat = Heartbeat(
+            QueueService(open_store(self.target, durable=False)),
+            self.id,
+            self._current_job_id,
+            self.request_stop,
+            self._status,
+        )
+        heartbeat.start()
+        log.info("%s started (pid %d)", self.id, os.getpid())
+        try:
+            service.rescue_stale()
+            self._serve(service)
+        finally:
+            heartbeat.finished.set()
+            heartbeat.join(timeout=5)
+            try:
+                store.deregister_worker(self.id)
+            finally:
+                store.close()
+            log.info("%s stopped", self.id)
+        return 0
+
+    def _serve(self, service: QueueService) -> None:
+        store = service.store
+        while not self.stopping.is_set():
+            current = self._fresh_settings(service)
+            job = store.claim_job(self.id, self.queues)
+            if job is not None:
+                self._run_job(service, job, current)
+                continue
+            if self.burst:
+                return
+            self._idle(service, current)
+
+    def _idle(self, service: QueueService, current: Settings) -> None:
+        """Sleep until a job may be due: woken early by a change to the store."""
+        due_in = service.store.seconds_until_next_job(self.queues)
+        timeout = current.poll_interval if due_in is None else min(due_in, current.poll_interval)
+        deadline = time.monotonic() + timeout
+        while not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if service.store.wait_for_jobs(min(left, IDLE_SLICE)):
+                return
+
+    def _run_job(self, service: QueueService, job: Job, current: Settings) -> None:
+        env = dict(os.environ, QUEUECTL_JOB_ID=job.id, QUEUECTL_ATTEMPT=str(job.attempts))
+        run = ShellRun(
+            job.command,
+            timeout=job.timeout,
+            output_limit=current.output_limit,
+            env=env,
+            reap_orphans=True,
+        )
+        self._current = (job, run)
+        log.info("%s: job %s attempt %d: %s", self.id, job.id, job.attempts, job.command)
+        try:
+            result = run.run()
+        finally:
+            self._current = None
+        outcome = lifecycle.after_attempt(
+            job.attempts, job.max_retries, result, job.timeout, current
+        )
+        if run.kill_reason is not None and outcome.last_error is not None:
+            outcome = lifecycle.Outcome(outcome.state, outcome.retry_delay, run.kill_reason)
+        record = AttemptRecord(exit_code=result.exit_code, output=result.output)
+        if not service.store.finish_attempt(job, self.id, outcome, record):
+            log.warning("%s: job %s was taken from this worker; result dropped", self.id, job.id)
+            return
+        log.info(
+            "%s: job %s %s%s (%.2fs)",
+            self.id,
+            job.id,
+            outcome.state.value,
+            f": {outcome.last_error}" if outcome.last_error else "",
+            result.duration,
+        )
+
+    def _fresh_settings(self, service: QueueService) -> Settings:
+        now = time.monotonic()
+        if self._settings is None or now - self._settings_read_at > SETTINGS_MAX_AGE:
+            self._settings = service.settings()
+            self._settings_read_at = now
+        return self._settings
+
+    def _current_job_id(self) -> str | None:
+        current = self._current
+        return current[0].id if current else None
+
+    def _status(self) -> str:
+        return "stopping" if self.stopping.is_set() else "running"
+
+
+def run_worker(worker: Worker) -> int:
+    """Run one worker process's loop, turning expected failures into a log line."""
+    try:
+        return worker.run()
+    except QueuectlError as exc:
+        log.error("%s: %s", worker.id, exc.message)
+        return 1
