@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,6 +120,8 @@ class QueueService:
         store everywhere (a host cannot see another host's processes)."""
         workers = self.active_workers()
         self.store.request_stop([worker.id for worker in workers])
+        import socket
+
         host = socket.gethostname()
         for worker in workers:
             if worker.host == host and _is_queuectl_process(worker.pid):

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from queuectl.service import QueueService
-from queuectl.store import open_store
+if TYPE_CHECKING:
+    from queuectl.service import QueueService
 
 
 def open_service(args: argparse.Namespace, *, durable: bool = True) -> QueueService:
+    # Imported here so that building the parser stays cheap for every command.
+    from queuectl.service import QueueService
+    from queuectl.store import open_store
+
     return QueueService(open_store(args.db, durable=durable))
 
 

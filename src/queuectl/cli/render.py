@@ -60,12 +60,8 @@ def status_text(report: StatusReport) -> str:
         lines += ["", "--- Active Workers ---"]
         for worker in report.workers:
             doing = f"Processing {worker.current_job_id}" if worker.current_job_id else "Idle"
-            if worker.status == "stopping":
-                doing += ", stopping"
             uptime = duration((report.now - worker.started_at).total_seconds())
-            lines.append(
-                f"  {worker.id}: {doing} (uptime: {uptime}) [{worker.host} pid {worker.pid}]"
-            )
+            lines.append(f"  {worker.id}: {doing} (uptime: {uptime})")
     return "\n".join(lines) + "\n"
 
 

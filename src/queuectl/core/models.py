@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from queuectl.core.clock import format_timestamp
-
-
-class JobState(StrEnum):
-    """A job's state; the value is what the store and the JSON output hold."""
-
-    PENDING = "pending"  # claimable once run_at <= now; set by enqueue and `dlq retry`
-    PROCESSING = "processing"  # held by locked_by; set by a claim, left by finish or rescue
-    COMPLETED = "completed"  # the latest attempt exited 0 (terminal)
-    FAILED = "failed"  # the latest attempt failed; claimable again at run_at
-    DEAD = "dead"  # attempts exhausted: the DLQ; only `dlq retry` moves it
-    CANCELLED = "cancelled"  # cancelled by the user (terminal)
-
+from queuectl.core.states import JobState as JobState  # re-exported: the nouns live here
 
 CLAIMABLE_STATES = (JobState.PENDING, JobState.FAILED)
 FINISHED_STATES = (JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED)

@@ -8,10 +8,7 @@ import sys
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_json_flag, open_service, print_json
-from queuectl.core import spec
 from queuectl.core.errors import UsageError
-from queuectl.core.ids import new_job_id
-from queuectl.core.models import NewJob
 
 
 def register(subparsers: Subparsers) -> None:
@@ -56,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     words = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not words:
         raise UsageError("add needs a command after --, e.g. queuectl add -- echo hello")
+    from queuectl.core import spec
+    from queuectl.core.ids import new_job_id
+    from queuectl.core.models import NewJob
+
     command = words[0] if len(words) == 1 else shlex.join(words)
     service = open_service(args)
     defaults = service.settings()

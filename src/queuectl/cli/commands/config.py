@@ -6,7 +6,8 @@ import argparse
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_json_flag, open_service, print_json
-from queuectl.core.settings import CONFIG_KEYS
+
+KEY_HELP = "a config key; `queuectl config list` shows them all"
 
 
 def register(subparsers: Subparsers) -> None:
@@ -16,15 +17,17 @@ def register(subparsers: Subparsers) -> None:
     add_json_flag(listing)
     listing.set_defaults(handler=run_list)
     get = commands.add_parser("get", help="print one key's bare value")
-    get.add_argument("key", metavar="KEY", help=", ".join(CONFIG_KEYS))
+    get.add_argument("key", metavar="KEY", help=KEY_HELP)
     get.set_defaults(handler=run_get)
     put = commands.add_parser("set", help="set one key")
-    put.add_argument("key", metavar="KEY", help=", ".join(CONFIG_KEYS))
+    put.add_argument("key", metavar="KEY", help=KEY_HELP)
     put.add_argument("value", metavar="VALUE")
     put.set_defaults(handler=run_set)
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from queuectl.core.settings import CONFIG_KEYS
+
     items = open_service(args).config_items()
     if args.json:
         print_json({key: _json_number(value) for key, value in items})

@@ -6,9 +6,6 @@ import argparse
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_json_flag, open_service, print_json
-from queuectl.cli.render import print_jobs
-from queuectl.core.models import JobState
-from queuectl.store.base import JobFilter
 
 
 def register(subparsers: Subparsers) -> None:
@@ -24,6 +21,10 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from queuectl.cli.render import print_jobs
+    from queuectl.core.states import JobState
+    from queuectl.store.base import JobFilter
+
     service = open_service(args)
     service.rescue_stale()
     jobs = service.list_jobs(JobFilter(states=(JobState.DEAD,), limit=0))

@@ -6,10 +6,8 @@ import argparse
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_json_flag, open_service, print_json
-from queuectl.cli.render import print_jobs
 from queuectl.core.errors import UsageError
-from queuectl.core.models import JobState
-from queuectl.store.base import JobFilter
+from queuectl.core.states import JobState
 
 
 def register(subparsers: Subparsers) -> None:
@@ -49,6 +47,9 @@ def parse_states(text: str | None) -> tuple[JobState, ...]:
 def run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UsageError("--limit must be >= 0")
+    from queuectl.cli.render import print_jobs
+    from queuectl.store.base import JobFilter
+
     job_filter = JobFilter(states=parse_states(args.state), queue=args.queue, limit=args.limit)
     service = open_service(args)
     service.rescue_stale()

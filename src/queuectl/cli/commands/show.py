@@ -6,7 +6,6 @@ import argparse
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_json_flag, open_service, print_json
-from queuectl.cli.render import print_job
 
 
 def register(subparsers: Subparsers) -> None:
@@ -17,6 +16,8 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from queuectl.cli.render import print_job
+
     service = open_service(args)
     service.rescue_stale()
     job = service.get_job(args.id)

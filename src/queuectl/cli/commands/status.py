@@ -7,8 +7,7 @@ import sys
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_json_flag, open_service, print_json
-from queuectl.cli.render import status_text
-from queuectl.core.models import JobState
+from queuectl.core.states import JobState
 
 
 def register(subparsers: Subparsers) -> None:
@@ -18,6 +17,8 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from queuectl.cli.render import status_text
+
     service = open_service(args)
     service.rescue_stale()
     report = service.status()

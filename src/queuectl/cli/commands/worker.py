@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 
@@ -48,6 +47,8 @@ def run_start(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise UsageError("--count must be at least 1")
     queues = [q.strip() for item in args.queue or [] for q in item.split(",") if q.strip()]
+    import logging
+
     verbose = args.verbose or (sys.stderr.isatty() and not args.quiet)
     logging.basicConfig(
         stream=sys.stderr,

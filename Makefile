@@ -1,0 +1,40 @@
+# Every target works on a fresh clone: `make venv` is a dependency where one is needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv demo test lint check bench bench-quick clean
+
+$(BIN)/queuectl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(BIN)/queuectl
+
+venv: $(BIN)/queuectl
+
+## demo: install, run a few example jobs on the embedded SQLite store, show the results
+demo: venv
+	./scripts/demo
+
+## lint: ruff, formatting, import layers and mypy --strict
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+## test: lint, then the whole test suite on both backends
+test: lint
+	$(BIN)/pytest -n 2 -q tests
+
+check: test
+
+bench: venv
+	$(BIN)/python -m bench
+
+bench-quick: venv
+	$(BIN)/python -m bench --quick
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
