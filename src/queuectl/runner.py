@@ -211,7 +211,7 @@ def _drain(pipe: int, output: bytearray, limit: int) -> bool:
             return False
         output += chunk
         if len(output) > 2 * limit + READ_CHUNK:
-            del output[:-limit]
+            del output[: len(output) - limit]  # not [:-limit]: with limit 0 that keeps all
 
 
 def _signal_group(pgid: int, signum: int) -> None:

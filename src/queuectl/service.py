@@ -10,7 +10,8 @@ from datetime import datetime
 
 from queuectl.core import lifecycle
 from queuectl.core import settings as config
-from queuectl.core.errors import JobNotFound, WrongState
+from queuectl.core.errors import DuplicateJobId, JobNotFound, WrongState
+from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.core.settings import Settings
 from queuectl.core.spec import parse_job_json, parse_job_lines
@@ -45,12 +46,24 @@ class QueueService:
         return self.enqueue([parse_job_json(text, self.settings())])[0]
 
     def enqueue_lines(self, lines: Iterable[str]) -> list[Job]:
-        return self.enqueue(parse_job_lines(lines, self.settings()))
+        """`enqueue -`: all lines or none; an error names its line (SPEC 2.1)."""
+        numbered = parse_job_lines(lines, self.settings())
+        try:
+            return self.enqueue([job for _, job in numbered])
+        except DuplicateJobId:
+            # The store only knows that some id is taken; find its line, on this rare path.
+            for number, job in numbered:
+                if self.store.get_job(job.id) is not None:
+                    raise DuplicateJobId(
+                        f"line {number}: job id {job.id!r} already exists"
+                    ) from None
+            raise
 
     # -- reading ----------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> Job:
-        job = self.store.get_job(job_id)
+        # An id no job can have (say, bytes that are not UTF-8) is simply not found.
+        job = self.store.get_job(job_id) if is_valid_job_id(job_id) else None
         if job is None:
             raise JobNotFound(f"no job with id {job_id!r}")
         return job
@@ -74,7 +87,7 @@ class QueueService:
 
     def retry_dead(self, job_id: str) -> Job:
         """A dead job back to pending with attempts reset (`dlq retry`)."""
-        if not self.store.requeue_dead(job_id):
+        if not is_valid_job_id(job_id) or not self.store.requeue_dead(job_id):
             job = self.get_job(job_id)
             raise WrongState(
                 f"job {job_id!r} is {job.state.value}, not dead: "

@@ -3,6 +3,7 @@ that turns a QueuectlError into `error: ...` and an exit status."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from queuectl.cli.parser import build_parser
 
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     try:
         args = parser.parse_args(argv)
         handler = getattr(args, "handler", None)
@@ -21,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return int(handler(args))
     except QueuectlError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        # One line, always (SPEC 4), even when a driver's message spans several.
+        message = " ".join(line.strip() for line in exc.message.splitlines() if line.strip())
+        print(f"error: {message}", file=sys.stderr)
         return exc.exit_code
     except SystemExit as exc:  # argparse's own exits (--help, usage errors)
         return exc.code if isinstance(exc.code, int) else 2

@@ -9,6 +9,7 @@ from typing import NoReturn
 from queuectl import __version__
 from queuectl.cli.commands import (
     add,
+    completion,
     config,
     dlq,
     enqueue,
@@ -18,7 +19,7 @@ from queuectl.cli.commands import (
     worker,
 )
 
-COMMANDS = (enqueue, add, worker, status, list_jobs, show, dlq, config)
+COMMANDS = (enqueue, add, worker, status, list_jobs, show, dlq, config, completion)
 
 
 class Parser(argparse.ArgumentParser):

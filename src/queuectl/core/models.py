@@ -140,4 +140,5 @@ def _optional_time(value: datetime | None) -> str | None:
 
 
 def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
+    """300.0 prints as 300; 1e300 stays 1e+300 rather than a 301-digit integer."""
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value

@@ -38,9 +38,10 @@ def parse_job_json(text: str, settings: Settings, line: int | None = None) -> Ne
         raise InvalidJobSpec(exc.message, line) from None
 
 
-def parse_job_lines(lines: Iterable[str], settings: Settings) -> list[NewJob]:
-    """JSON lines (blank ones skipped) to NewJobs, validating all before any is used."""
-    jobs: list[NewJob] = []
+def parse_job_lines(lines: Iterable[str], settings: Settings) -> list[tuple[int, NewJob]]:
+    """JSON lines (blank ones skipped) to (line number, NewJob) pairs, validating all before
+    any is used; numbers count physical lines from 1."""
+    jobs: list[tuple[int, NewJob]] = []
     seen: dict[str, int] = {}
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -49,7 +50,7 @@ def parse_job_lines(lines: Iterable[str], settings: Settings) -> list[NewJob]:
         if job.id in seen:
             raise InvalidJobSpec(f"duplicate id {job.id!r} (also on line {seen[job.id]})", number)
         seen[job.id] = number
-        jobs.append(job)
+        jobs.append((number, job))
     return jobs
 
 
@@ -96,6 +97,8 @@ def check_command(value: str) -> str:
         raise InvalidJobSpec("command must not be empty")
     if "\0" in value:
         raise InvalidJobSpec("command must not contain a NUL character")
+    if not _is_utf8(value):
+        raise InvalidJobSpec("command must be valid UTF-8 text")
     return value
 
 
@@ -121,7 +124,7 @@ def check_max_retries(value: int) -> int:
 
 def check_timeout(value: float) -> float:
     if not math.isfinite(value) or value <= 0:
-        raise InvalidJobSpec(f"timeout must be a number > 0, got {value}")
+        raise InvalidJobSpec(f"timeout must be a number > 0, got {value:g}")
     return value
 
 
@@ -134,9 +137,12 @@ def parse_time(text: str) -> datetime:
         raise InvalidJobSpec(
             f"invalid time {text!r}: expected ISO 8601, e.g. 2026-01-31T09:30:00Z"
         ) from None
-    if value.tzinfo is None:
-        value = value.astimezone()  # naive means local time on the enqueuing machine
-    return value.astimezone(UTC)
+    try:
+        if value.tzinfo is None:
+            value = value.astimezone()  # naive means local time on the enqueuing machine
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):  # within a day of year 1 or 9999
+        raise InvalidJobSpec(f"invalid time {text!r}: out of range") from None
 
 
 def parse_duration(text: str) -> float:
@@ -148,7 +154,20 @@ def parse_duration(text: str) -> float:
 
 
 def delay_to_time(seconds: float, now: datetime) -> datetime:
-    return now + timedelta(seconds=seconds)
+    try:
+        return now + timedelta(seconds=seconds)
+    except OverflowError:  # past year 9999
+        raise UsageError(f"delay of {seconds:g}s is too long") from None
+
+
+def _is_utf8(value: str) -> bool:
+    """False for text holding lone surrogates: bytes that were not UTF-8 (argv, stdin) or a
+    `\\udcff` JSON escape. The stores keep UTF-8 only."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _typed(data: dict[str, Any], key: str, kind: type[str]) -> str:

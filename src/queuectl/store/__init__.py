@@ -57,9 +57,9 @@ def open_store(
     target = target or default_target()
     store: Store
     if is_postgres(target):
-        from queuectl.store.postgres import PostgresStore  # type: ignore[import-not-found]
+        from queuectl.store.postgres import PostgresStore
 
-        store = PostgresStore(target)
+        store = PostgresStore(target, durable=durable)
     else:
         from queuectl.store.sqlite import SqliteStore
 

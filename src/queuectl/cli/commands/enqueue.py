@@ -23,7 +23,13 @@ def register(subparsers: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     service = open_service(args)
-    jobs = service.enqueue_lines(sys.stdin) if args.job == "-" else [service.enqueue_json(args.job)]
+    if args.job == "-":
+        # Bytes, decoded here: a line that is not UTF-8 is then refused by its number
+        # like any other bad line, whatever the locale's encoding of sys.stdin.
+        lines = (raw.decode("utf-8", "surrogateescape") for raw in sys.stdin.buffer)
+        jobs = service.enqueue_lines(lines)
+    else:
+        jobs = [service.enqueue_json(args.job)]
     if args.json:
         print_json(jobs[0].to_json() if args.job != "-" else [job.to_json() for job in jobs])
     else:

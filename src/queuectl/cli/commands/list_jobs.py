@@ -48,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UsageError("--limit must be >= 0")
     from queuectl.cli.render import print_jobs
+    from queuectl.core.spec import check_queue
     from queuectl.store.base import JobFilter
 
-    job_filter = JobFilter(states=parse_states(args.state), queue=args.queue, limit=args.limit)
+    queue = check_queue(args.queue) if args.queue is not None else None
+    job_filter = JobFilter(states=parse_states(args.state), queue=queue, limit=args.limit)
     service = open_service(args)
     service.rescue_stale()
     jobs = service.list_jobs(job_filter)

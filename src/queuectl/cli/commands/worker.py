@@ -46,7 +46,11 @@ def register(subparsers: Subparsers) -> None:
 def run_start(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise UsageError("--count must be at least 1")
-    queues = [q.strip() for item in args.queue or [] for q in item.split(",") if q.strip()]
+    from queuectl.core.spec import check_queue
+
+    queues = [
+        check_queue(q.strip()) for item in args.queue or [] for q in item.split(",") if q.strip()
+    ]
     import logging
 
     verbose = args.verbose or (sys.stderr.isatty() and not args.quiet)

@@ -1,0 +1,567 @@
+"""PostgresStore: the shared store for workers on several machines, claims by SKIP LOCKED."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+from queuectl.core.errors import DuplicateJobId, MissingDependency, StoreUnavailable
+from queuectl.core.lifecycle import Outcome
+from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.store.base import AttemptRecord, JobFilter
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+except ImportError as exc:  # an optional dependency: SQLite users never need it
+    raise MissingDependency(
+        "PostgreSQL support needs psycopg: pip install 'queuectl[postgres]'"
+    ) from exc
+
+log = logging.getLogger("queuectl.store")
+
+Connection: TypeAlias = "psycopg.Connection[tuple[Any, ...]]"
+Cursor: TypeAlias = "psycopg.Cursor[tuple[Any, ...]]"
+
+SCHEMA_VERSION = 1  # the number of the newest file in migrations/postgres
+MIGRATION_LOCK = 0x71756575  # pg_advisory_xact_lock key ("queu"): one migrator at a time
+CHANNEL = "queuectl_jobs"  # NOTIFY channel: a job may have become claimable
+CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq default: forever)
+LISTEN_CONNECT_TIMEOUT = 5  # seconds; short, as an idle worker waits on it
+LISTEN_RETRY_FIRST = 0.5  # seconds before the first retry of a lost listener connection
+LISTEN_RETRY_MAX = 30.0  # seconds; cap of the listener's reconnect backoff
+
+JOB_COLUMNS = (
+    "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
+    " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
+    " output, locked_by, locked_at"
+)
+WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
+
+# The claim in one statement, so one round trip: pick and lock the next due job (rows
+# other workers hold are skipped, not waited for), mark it, open its attempt row and
+# record it as the worker's current job. All of it commits or none of it does.
+CLAIM_SQL = f"""
+WITH claimed AS (
+    UPDATE jobs SET state = 'processing', locked_by = %(worker)s, locked_at = now(),
+        started_at = now(), finished_at = NULL, exit_code = NULL,
+        attempts = attempts + 1, updated_at = now()
+    WHERE seq = (
+        SELECT seq FROM jobs
+        WHERE state IN ('pending', 'failed') AND run_at <= now() {{queues}}
+        ORDER BY priority DESC, run_at, seq
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING {JOB_COLUMNS}
+), attempt AS (
+    INSERT INTO attempts (job_id, attempt, worker_id, started_at)
+    SELECT id, attempts, %(worker)s, now() FROM claimed
+), holder AS (
+    UPDATE workers SET current_job_id = claimed.id FROM claimed WHERE workers.id = %(worker)s
+)
+SELECT {JOB_COLUMNS} FROM claimed
+"""
+
+# Finish in one statement too; guarded by the claim it ends (state, holder, attempt
+# number), so a rescued or cancelled job is left alone and zero rows come back.
+FINISH_SQL = """
+WITH finished AS (
+    UPDATE jobs SET state = %(state)s,
+        run_at = coalesce(now() + %(delay)s * interval '1 second', run_at),
+        finished_at = now(), exit_code = %(exit_code)s, last_error = %(error)s,
+        output = coalesce(%(output)s, output), locked_by = NULL, locked_at = NULL,
+        updated_at = now()
+    WHERE id = %(job)s AND state = 'processing' AND locked_by = %(worker)s
+        AND attempts = %(attempt)s
+    RETURNING id
+), attempt AS (
+    UPDATE attempts SET finished_at = now(), exit_code = %(exit_code)s, error = %(error)s,
+        output = coalesce(%(output)s, output)
+    FROM finished
+    WHERE attempts.job_id = finished.id AND attempts.attempt = %(attempt)s
+        AND attempts.finished_at IS NULL
+), holder AS (
+    UPDATE workers SET current_job_id = NULL
+    FROM finished
+    WHERE workers.id = %(worker)s AND workers.current_job_id = finished.id
+)
+SELECT id FROM finished
+"""
+
+
+class PostgresStore:
+    """A PostgreSQL database shared by workers on any number of hosts. `durable=False`
+    turns off the wait for the WAL flush per commit (worker bookkeeping; losing the last
+    writes to a server crash only re-runs a job, which at-least-once allows)."""
+
+    supports_notify = True
+
+    def __init__(self, url: str, *, durable: bool = True) -> None:
+        self.url = url
+        self.durable = durable
+        self._closed = False
+        self.conn = self._connect()
+        # The listener is a second connection, opened on the first wait_for_jobs, so
+        # stores that never wait (the CLI, the heartbeat thread) never pay for it.
+        self._listener: Connection | None = None
+        self._has_listened = False
+        self._listen_failures = 0
+        self._listen_retry_at = 0.0
+        self._listen_warned = False
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        options: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in self.url:
+            options["connect_timeout"] = CONNECT_TIMEOUT
+        try:
+            conn: Connection = psycopg.connect(self.url, **options)
+            if not self.durable:
+                conn.execute("SET synchronous_commit = off")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {redact(self.url)}: {first_line(exc)}"
+            ) from exc
+        return conn
+
+    def _unavailable(self, exc: psycopg.Error) -> StoreUnavailable:
+        return StoreUnavailable(f"PostgreSQL at {redact(self.url)}: {first_line(exc)}")
+
+    def _connection(self) -> Connection:
+        """The main connection, reopened if the server dropped it (a restart, a failover),
+        so a long-lived worker recovers instead of failing every call from then on."""
+        if self.conn.closed and not self._closed:
+            self.conn = self._connect()
+        return self.conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Cursor]:
+        """A cursor inside one transaction; driver errors become StoreUnavailable."""
+        conn = self._connection()
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                yield cursor
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
+        """One statement, which autocommit makes its own transaction: no BEGIN/COMMIT
+        round trips. The result is already in memory when this returns."""
+        try:
+            return self._connection().execute(sql, params)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        return self._execute(sql, params).fetchall()
+
+    def now(self) -> datetime:
+        return _utc(self._read("SELECT now()")[0][0])
+
+    def migrate(self) -> None:
+        if self._schema_version() == SCHEMA_VERSION:
+            return
+        from queuectl.store.migrate import migration_scripts, statements
+
+        with self._transaction() as cursor:
+            # Serialise concurrent first starts: the others wait here, then find the
+            # schema current. The lock ends with the transaction.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            cursor.execute("SELECT to_regclass('queuectl_schema') IS NOT NULL")
+            exists = _one(cursor)[0]
+            version = 0
+            if exists:
+                cursor.execute("SELECT coalesce(max(version), 0) FROM queuectl_schema")
+                version = _one(cursor)[0]
+            if version > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"the store at {redact(self.url)} has schema version {version}, newer "
+                    f"than this queuectl understands ({SCHEMA_VERSION}): upgrade queuectl"
+                )
+            for number, script in migration_scripts("postgres"):
+                if number > version:
+                    for statement in statements(script):
+                        cursor.execute(statement)
+                    cursor.execute("INSERT INTO queuectl_schema (version) VALUES (%s)", (number,))
+
+    def _schema_version(self) -> int:
+        """The fast path of every start: one small query, 0 for an empty database."""
+        try:
+            row = self._connection().execute("SELECT max(version) FROM queuectl_schema").fetchone()
+        except pg_errors.UndefinedTable:
+            return 0
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def close(self) -> None:
+        self._closed = True
+        self.conn.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+        if not jobs:
+            return []
+        columns = (
+            [job.id for job in jobs],
+            [job.command for job in jobs],
+            [job.queue for job in jobs],
+            [job.priority for job in jobs],
+            [job.max_retries for job in jobs],
+            [float(job.timeout) for job in jobs],
+            [job.scheduled_at for job in jobs],
+        )
+        try:
+            with self._transaction() as cursor:
+                # One statement for the whole batch: arrays unnested server-side, in order.
+                cursor.execute(
+                    "INSERT INTO jobs (id, command, state, queue, priority, max_retries,"
+                    " timeout, created_at, updated_at, scheduled_at, run_at)"
+                    " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
+                    " now(), now(), scheduled_at, coalesce(scheduled_at, now())"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
+                    " %s::float8[], %s::timestamptz[]) WITH ORDINALITY AS new (id, command,"
+                    " queue, priority, max_retries, timeout, scheduled_at, position)"
+                    f" ORDER BY position RETURNING {JOB_COLUMNS}",
+                    columns,
+                )
+                inserted = {row[0]: _job(row) for row in cursor.fetchall()}
+                # Delivered at commit, to every idle worker: no one waits for a poll.
+                cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                raise self._duplicate([job.id for job in jobs]) from exc.__cause__
+            raise
+        return [inserted[job.id] for job in jobs]
+
+    def _duplicate(self, ids: list[str]) -> DuplicateJobId:
+        """Name the id that broke the batch: one already stored, or one given twice."""
+        taken = self._read("SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY seq LIMIT 1", (ids,))
+        if taken:
+            return DuplicateJobId(f"job id {taken[0][0]!r} already exists")
+        seen: set[str] = set()
+        for job_id in ids:
+            if job_id in seen:
+                return DuplicateJobId(f"job id {job_id!r} already exists")
+            seen.add(job_id)
+        return DuplicateJobId("a job id already exists")
+
+    def get_job(self, job_id: str) -> Job | None:
+        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def list_jobs(self, job_filter: JobFilter) -> list[Job]:
+        where: list[str] = []
+        params: list[Any] = []
+        if job_filter.states:
+            where.append("state = ANY(%s)")
+            params.append([state.value for state in job_filter.states])
+        if job_filter.queue is not None:
+            where.append("queue = %s")
+            params.append(job_filter.queue)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        if job_filter.limit > 0:
+            sql = (
+                f"SELECT {JOB_COLUMNS} FROM (SELECT seq, {JOB_COLUMNS} FROM jobs {clause}"
+                " ORDER BY seq DESC LIMIT %s) AS newest ORDER BY seq"
+            )
+            return [_job(row) for row in self._read(sql, [*params, job_filter.limit])]
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY seq"
+        return [_job(row) for row in self._read(sql, params)]
+
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        for state, count in self._read("SELECT state, count(*) FROM jobs GROUP BY state"):
+            counts[JobState(state)] = count
+        return counts
+
+    def list_attempts(self, job_id: str) -> list[Attempt]:
+        rows = self._read(
+            "SELECT job_id, attempt, worker_id, started_at, finished_at, exit_code, error"
+            " FROM attempts WHERE job_id = %s ORDER BY seq",
+            (job_id,),
+        )
+        return [
+            Attempt(row[0], row[1], row[2], _utc(row[3]), _optional_utc(row[4]), row[5], row[6])
+            for row in rows
+        ]
+
+    def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
+        params: dict[str, Any] = {"worker": worker_id}
+        queue_clause = ""
+        if queues:
+            queue_clause = "AND queue = ANY(%(queues)s)"
+            params["queues"] = list(queues)
+        rows = self._read(CLAIM_SQL.format(queues=queue_clause), params)
+        return _job(rows[0]) if rows else None
+
+    def finish_attempt(
+        self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
+    ) -> bool:
+        rows = self._read(
+            FINISH_SQL,
+            {
+                "state": outcome.state.value,
+                "delay": outcome.retry_delay,
+                "exit_code": record.exit_code,
+                "error": _without_nul(outcome.last_error),
+                "output": _without_nul(record.output),
+                "job": job.id,
+                "worker": worker_id,
+                "attempt": job.attempts,
+            },
+        )
+        if not rows:
+            return False
+        if outcome.state is JobState.FAILED:
+            # A hint, sent after the commit: idle workers re-read when the retry is due.
+            self._execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        return True
+
+    def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
+        # The cutoff is the server's now(): hosts with skewed clocks still agree.
+        rows = self._read(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND NOT EXISTS ("
+            " SELECT 1 FROM workers WHERE workers.id = jobs.locked_by"
+            " AND workers.status <> 'stopped'"
+            " AND workers.last_heartbeat >= now() - %s * interval '1 second')"
+            " ORDER BY seq",
+            (float(lease_timeout),),
+        )
+        return [_job(row) for row in rows]
+
+    def requeue_dead(self, job_id: str) -> bool:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
+                " updated_at = now(), locked_by = NULL, locked_at = NULL"
+                " WHERE id = %s AND state = 'dead'",
+                (job_id,),
+            )
+            if cursor.rowcount != 1:
+                return False
+            cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        return True
+
+    def seconds_until_next_job(self, queues: Sequence[str] | None) -> float | None:
+        queue_clause, params = "", []
+        if queues:
+            queue_clause = " AND queue = ANY(%s)"
+            params.append(list(queues))
+        rows = self._read(
+            # Not greatest(0, ...): it skips NULLs, and NULL here means "no job at all".
+            "SELECT extract(epoch FROM min(run_at) - now())::float8 FROM jobs"
+            f" WHERE state IN ('pending', 'failed'){queue_clause}",
+            params,
+        )
+        return None if not rows or rows[0][0] is None else max(0.0, float(rows[0][0]))
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Block on LISTEN until a NOTIFY or `timeout`. Without a listener connection
+        (the server is unreachable) it sleeps like a poll, and retries with backoff."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        if self._listener is None:
+            reconnected = self._listen()
+            if reconnected is None:
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                return False
+            if reconnected:
+                return True  # notifications sent while we were away are lost: catch up
+        assert self._listener is not None
+        try:
+            left = max(0.0, deadline - time.monotonic())
+            woken = list(self._listener.notifies(timeout=left, stop_after=1))
+            if woken:
+                # A burst of inserts sends many; take the queued ones now, so they do
+                # not each cause a spurious wakeup later.
+                list(self._listener.notifies(timeout=0))
+        except psycopg.Error as exc:
+            # No sleep: the caller's next wait reconnects at once and then says True.
+            self._listener_lost(exc)
+            return False
+        return bool(woken)
+
+    def _listen(self) -> bool | None:
+        """Open the listener. None: not now (backoff or failure); True: it came back
+        after a loss; False: the first connection."""
+        if self._closed or time.monotonic() < self._listen_retry_at:
+            return None
+        listener: Connection | None = None
+        try:
+            listener = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=LISTEN_CONNECT_TIMEOUT
+            )
+            listener.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            if listener is not None:
+                listener.close()
+            self._listen_failures += 1
+            delay = min(LISTEN_RETRY_MAX, LISTEN_RETRY_FIRST * 2 ** (self._listen_failures - 1))
+            self._listen_retry_at = time.monotonic() + delay
+            if not self._listen_warned:
+                self._listen_warned = True
+                log.warning(
+                    "cannot listen for new jobs on PostgreSQL at %s (%s); polling, retrying",
+                    redact(self.url),
+                    first_line(exc),
+                )
+            return None
+        self._listener = listener
+        reconnected = self._has_listened
+        self._has_listened = True
+        if self._listen_warned:
+            log.info("listening for new jobs on PostgreSQL at %s again", redact(self.url))
+        self._listen_failures = 0
+        self._listen_warned = False
+        return reconnected
+
+    def _listener_lost(self, exc: psycopg.Error) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._listen_retry_at = 0.0  # the next call reconnects at once
+        if not self._listen_warned:
+            self._listen_warned = True
+            log.warning(
+                "lost the PostgreSQL listener connection (%s); reconnecting", first_line(exc)
+            )
+
+    # -- workers ----------------------------------------------------------------------
+
+    def register_worker(
+        self, worker_id: str, host: str, pid: int, queues: Sequence[str] | None
+    ) -> None:
+        with self._transaction() as cursor:
+            # Keep the table small: forget workers that stopped more than a day ago.
+            cursor.execute(
+                "DELETE FROM workers WHERE status = 'stopped'"
+                " AND last_heartbeat < now() - interval '1 day'"
+            )
+            cursor.execute(
+                "INSERT INTO workers (id, host, pid, queues, status, started_at, last_heartbeat)"
+                " VALUES (%s, %s, %s, %s, 'running', now(), now())",
+                (worker_id, host, pid, list(queues) if queues else None),
+            )
+
+    def heartbeat(
+        self, worker_id: str, current_job_id: str | None, status: str = "running"
+    ) -> bool:
+        # current_job_id is not written: claim and finish keep it exact, and a copy read
+        # by the heartbeat thread could be stale by the time it lands.
+        rows = self._read(
+            "UPDATE workers SET last_heartbeat = now(), status = %s WHERE id = %s"
+            " RETURNING stop_requested",
+            (status, worker_id),
+        )
+        return bool(rows[0][0]) if rows else True
+
+    def deregister_worker(self, worker_id: str) -> None:
+        self._execute(
+            "UPDATE workers SET status = 'stopped', current_job_id = NULL,"
+            " last_heartbeat = now() WHERE id = %s",
+            (worker_id,),
+        )
+
+    def list_workers(self, lease_timeout: float) -> list[WorkerInfo]:
+        rows = self._read(
+            f"SELECT {WORKER_COLUMNS} FROM workers WHERE status <> 'stopped'"
+            " AND last_heartbeat >= now() - %s * interval '1 second' ORDER BY started_at, id",
+            (float(lease_timeout),),
+        )
+        return [
+            WorkerInfo(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                _utc(row[4]),
+                _utc(row[5]),
+                row[6],
+                tuple(row[7]) if row[7] else None,
+            )
+            for row in rows
+        ]
+
+    def request_stop(self, worker_ids: Sequence[str]) -> None:
+        if worker_ids:
+            self._execute(
+                "UPDATE workers SET stop_requested = true WHERE id = ANY(%s)",
+                (list(worker_ids),),
+            )
+
+    # -- config -----------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, str]:
+        return dict(self._read("SELECT key, value FROM config"))
+
+    def set_config(self, key: str, value: str) -> None:
+        self._execute(
+            "INSERT INTO config (key, value) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _one(cursor: Cursor) -> tuple[Any, ...]:
+    row = cursor.fetchone()
+    assert row is not None
+    return row
+
+
+def _without_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL, which binary job output often has: store U+FFFD,
+    what the runner already shows for any byte that is not UTF-8."""
+    return text.replace("\x00", "\ufffd") if text is not None else None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        command=row[1],
+        state=JobState(row[2]),
+        queue=row[3],
+        priority=row[4],
+        attempts=row[5],
+        max_retries=row[6],
+        timeout=row[7],
+        created_at=_utc(row[8]),
+        updated_at=_utc(row[9]),
+        scheduled_at=_optional_utc(row[10]),
+        run_at=_utc(row[11]),
+        started_at=_optional_utc(row[12]),
+        finished_at=_optional_utc(row[13]),
+        exit_code=row[14],
+        last_error=row[15],
+        output=row[16],
+        locked_by=row[17],
+        locked_at=_optional_utc(row[18]),
+    )

@@ -1,0 +1,684 @@
+"""The Store contract: every behaviour the rest of queuectl relies on, run on each backend."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from queuectl.core.errors import DuplicateJobId
+from queuectl.core.lifecycle import Outcome
+from queuectl.core.models import Job, JobState, NewJob
+from queuectl.core.settings import Settings
+from queuectl.service import QueueService
+from queuectl.store import open_store
+from queuectl.store.base import AttemptRecord, JobFilter, Store
+from tests import pgtools
+from tests.conftest import wait_until
+
+SHORT_LEASE = 0.3  # seconds; a heartbeat older than this is stale in the lease tests
+CLOCK_SLACK = 5.0  # seconds allowed between "now" on the store and in the test
+RACE_JOBS = 200
+RACE_PROCESSES = 4
+RACE_THREADS = 8
+
+StoreOpener = Callable[[], Store]
+
+
+@pytest.fixture
+def store(db_target: str) -> Iterator[Store]:
+    opened = open_store(db_target)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def open_another(db_target: str) -> Iterator[StoreOpener]:
+    """Opens more connections to the same store, as other processes would have."""
+    opened: list[Store] = []
+
+    def opener() -> Store:
+        opened.append(open_store(db_target))
+        return opened[-1]
+
+    yield opener
+    for each in opened:
+        each.close()
+
+
+def new_job(job_id: str, **fields: Any) -> NewJob:
+    return NewJob(id=job_id, command=f"echo {job_id}", **fields)
+
+
+def insert(store: Store, *ids: str, **fields: Any) -> list[Job]:
+    return store.insert_jobs([new_job(job_id, **fields) for job_id in ids])
+
+
+def ids(jobs: list[Job]) -> list[str]:
+    return [job.id for job in jobs]
+
+
+def claim(store: Store, worker_id: str = "w1", queues: list[str] | None = None) -> Job:
+    job = store.claim_job(worker_id, queues)
+    assert job is not None, "expected a runnable job"
+    return job
+
+
+def finish(
+    store: Store,
+    job: Job,
+    state: JobState = JobState.COMPLETED,
+    *,
+    worker_id: str | None = None,
+    delay: float | None = None,
+    error: str | None = None,
+    exit_code: int | None = 0,
+    output: str | None = "out",
+) -> bool:
+    return store.finish_attempt(
+        job,
+        worker_id if worker_id is not None else job.locked_by or "",
+        Outcome(state, delay, error),
+        AttemptRecord(exit_code=exit_code, output=output),
+    )
+
+
+def close_to(value: datetime, expected: datetime, slack: float = CLOCK_SLACK) -> bool:
+    return abs((value - expected).total_seconds()) <= slack
+
+
+# -- insert, get, list -------------------------------------------------------------------
+
+
+def test_insert_jobs_returns_what_get_job_reads(store: Store) -> None:
+    (inserted,) = insert(store, "job-1", queue="q1", priority=-7, max_retries=5, timeout=2.5)
+    assert store.get_job("job-1") == inserted
+    assert inserted.state is JobState.PENDING
+    assert (inserted.queue, inserted.priority, inserted.max_retries) == ("q1", -7, 5)
+    assert (inserted.attempts, inserted.timeout, inserted.output) == (0, 2.5, "")
+    assert inserted.created_at.utcoffset() == timedelta(0)
+    assert close_to(inserted.created_at, store.now())
+    assert inserted.run_at == inserted.created_at == inserted.updated_at
+    assert inserted.scheduled_at is None
+    assert inserted.locked_by is None
+
+
+def test_insert_jobs_scheduled_at_sets_run_at(store: Store) -> None:
+    later = (store.now() + timedelta(hours=1)).replace(microsecond=250000)
+    (inserted,) = insert(store, "later", scheduled_at=later)
+    stored = store.get_job("later")
+    assert stored == inserted
+    assert stored.scheduled_at == later
+    assert stored.run_at == later
+
+
+def test_get_job_unknown_returns_none(store: Store) -> None:
+    assert store.get_job("missing") is None
+
+
+def test_list_jobs_in_enqueue_order(store: Store) -> None:
+    insert(store, "c", "a")
+    insert(store, "b")
+    insert(store, "0")
+    assert ids(store.list_jobs(JobFilter(limit=0))) == ["c", "a", "b", "0"]
+
+
+def test_list_jobs_limit_keeps_the_newest(store: Store) -> None:
+    insert(store, *[f"j{n}" for n in range(5)])
+    assert ids(store.list_jobs(JobFilter(limit=2))) == ["j3", "j4"]
+    assert ids(store.list_jobs(JobFilter(limit=10))) == [f"j{n}" for n in range(5)]
+    assert len(store.list_jobs(JobFilter(limit=0))) == 5
+
+
+def test_list_jobs_filters_by_state_and_queue(store: Store) -> None:
+    insert(store, "a1", "a2", queue="a")
+    insert(store, "b1", queue="b")
+    finish(store, claim(store, queues=["a"]))  # a1 completed
+    assert ids(store.list_jobs(JobFilter(queue="a", limit=0))) == ["a1", "a2"]
+    assert ids(store.list_jobs(JobFilter(states=(JobState.PENDING,), limit=0))) == ["a2", "b1"]
+    both = JobFilter(states=(JobState.COMPLETED, JobState.PENDING), queue="a", limit=1)
+    assert ids(store.list_jobs(both)) == ["a2"]
+    assert store.list_jobs(JobFilter(states=(JobState.DEAD,))) == []
+
+
+def test_insert_jobs_duplicate_id_inserts_nothing(store: Store) -> None:
+    insert(store, "taken")
+    with pytest.raises(DuplicateJobId, match="taken"):
+        insert(store, "new-1", "taken", "new-2")
+    assert ids(store.list_jobs(JobFilter(limit=0))) == ["taken"]
+
+
+def test_insert_jobs_duplicate_within_batch_inserts_nothing(store: Store) -> None:
+    with pytest.raises(DuplicateJobId):
+        insert(store, "x", "y", "x")
+    assert store.list_jobs(JobFilter(limit=0)) == []
+
+
+# -- claim -------------------------------------------------------------------------------
+
+
+def test_claim_job_order_is_priority_then_run_at_then_enqueue(store: Store) -> None:
+    now = store.now()
+    insert(store, "low-old", priority=-1, scheduled_at=now - timedelta(minutes=9))
+    insert(store, "mid-new", scheduled_at=now - timedelta(minutes=1))
+    insert(store, "mid-first")
+    insert(store, "mid-old", scheduled_at=now - timedelta(minutes=5))
+    insert(store, "mid-second")
+    insert(store, "high", priority=10)
+    claimed = [claim(store).id for _ in range(6)]
+    # mid-first/mid-second have run_at = their creation; both are newer than mid-new.
+    assert claimed == ["high", "mid-old", "mid-new", "mid-first", "mid-second", "low-old"]
+    assert store.claim_job("w1", None) is None
+
+
+def test_claim_job_skips_jobs_not_yet_due(store: Store) -> None:
+    insert(store, "later", priority=5, scheduled_at=store.now() + timedelta(minutes=5))
+    insert(store, "now")
+    assert claim(store).id == "now"
+    assert store.claim_job("w1", None) is None
+
+
+def test_claim_job_serves_only_the_given_queues(store: Store) -> None:
+    insert(store, "a", queue="alpha", priority=9)
+    insert(store, "b", queue="beta")
+    insert(store, "c", queue="gamma")
+    assert claim(store, queues=["beta", "gamma"]).id == "b"
+    assert claim(store, queues=["gamma"]).id == "c"
+    assert store.claim_job("w1", ["beta", "gamma"]) is None
+    assert claim(store, queues=None).id == "a"
+
+
+def test_claim_job_marks_the_job_and_opens_an_attempt(store: Store) -> None:
+    store.register_worker("w1", "host-1", 4242, None)
+    insert(store, "job")
+    job = claim(store, "w1")
+    assert store.get_job("job") == job
+    assert job.state is JobState.PROCESSING
+    assert job.attempts == 1
+    assert job.locked_by == "w1"
+    assert job.locked_at is not None
+    assert job.started_at == job.locked_at
+    assert close_to(job.locked_at, store.now())
+    assert job.updated_at >= job.created_at
+    assert job.finished_at is None
+    (attempt,) = store.list_attempts("job")
+    assert (attempt.job_id, attempt.attempt, attempt.worker_id) == ("job", 1, "w1")
+    assert attempt.started_at == job.started_at
+    assert attempt.finished_at is None
+    assert [w.current_job_id for w in store.list_workers(30)] == ["job"]
+
+
+def test_claim_job_returns_none_when_nothing_is_runnable(store: Store) -> None:
+    assert store.claim_job("w1", None) is None
+    insert(store, "one")
+    finish(store, claim(store))
+    insert(store, "two")
+    claim(store)
+    assert store.claim_job("w2", None) is None
+
+
+def test_claim_job_never_returns_a_job_twice(store: Store, open_another: StoreOpener) -> None:
+    insert(store, *[f"j{n}" for n in range(6)])
+    other = open_another()
+    claimed = [claim(store if n % 2 else other, f"w{n % 2}").id for n in range(6)]
+    assert sorted(claimed) == [f"j{n}" for n in range(6)]
+    assert store.claim_job("w0", None) is None
+    assert other.claim_job("w1", None) is None
+
+
+def _claim_until_empty(target: str, worker_id: str, start: threading.Barrier) -> list[str]:
+    """One racer: claim until nothing is left, as fast as possible."""
+    racer = open_store(target)
+    try:
+        start.wait(timeout=30)
+        claimed = []
+        while (job := racer.claim_job(worker_id, None)) is not None:
+            claimed.append(job.id)
+        return claimed
+    finally:
+        racer.close()
+
+
+def _racing_process(
+    target: str, worker_id: str, start: threading.Barrier, results: multiprocessing.Queue[list[str]]
+) -> None:
+    results.put(_claim_until_empty(target, worker_id, start))
+
+
+def test_claim_job_racing_processes_claim_each_job_once(store: Store, db_target: str) -> None:
+    insert(store, *[f"job-{n}" for n in range(RACE_JOBS)])
+    # spawn, not fork: each racer opens its own connection from scratch, as workers do.
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(RACE_PROCESSES)
+    results: multiprocessing.Queue[list[str]] = context.Queue()
+    racers = [
+        context.Process(target=_racing_process, args=(db_target, f"w{n}", start, results))
+        for n in range(RACE_PROCESSES)
+    ]
+    for racer in racers:
+        racer.start()
+    claimed = [results.get(timeout=60) for _ in racers]
+    for racer in racers:
+        racer.join(timeout=30)
+        assert racer.exitcode == 0
+    everything = [job_id for batch in claimed for job_id in batch]
+    assert sorted(everything) == sorted(f"job-{n}" for n in range(RACE_JOBS))
+    assert store.count_jobs_by_state()[JobState.PROCESSING] == RACE_JOBS
+
+
+def test_claim_job_racing_threads_claim_each_job_once(store: Store, db_target: str) -> None:
+    insert(store, *[f"job-{n}" for n in range(RACE_JOBS)])
+    start = threading.Barrier(RACE_THREADS)
+    claimed: list[list[str]] = [[] for _ in range(RACE_THREADS)]
+
+    def race(slot: int) -> None:
+        claimed[slot] = _claim_until_empty(db_target, f"w{slot}", start)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(RACE_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    everything = [job_id for batch in claimed for job_id in batch]
+    assert sorted(everything) == sorted(f"job-{n}" for n in range(RACE_JOBS))
+    for job_id in ("job-0", f"job-{RACE_JOBS - 1}"):
+        assert len(store.list_attempts(job_id)) == 1
+
+
+# -- finish ------------------------------------------------------------------------------
+
+
+def test_finish_attempt_completed_records_the_result(store: Store) -> None:
+    store.register_worker("w1", "host", 1, None)
+    insert(store, "job")
+    job = claim(store, "w1")
+    assert finish(store, job, exit_code=0, output="hello\n")
+    done = store.get_job("job")
+    assert done is not None
+    assert done.state is JobState.COMPLETED
+    assert (done.exit_code, done.output, done.last_error, done.attempts) == (0, "hello\n", None, 1)
+    assert done.locked_by is None
+    assert done.locked_at is None
+    assert done.finished_at is not None
+    assert done.started_at is not None
+    assert done.finished_at >= done.started_at
+    assert close_to(done.finished_at, store.now())
+    assert done.run_at == job.run_at
+    (attempt,) = store.list_attempts("job")
+    assert (attempt.finished_at, attempt.exit_code, attempt.error) == (done.finished_at, 0, None)
+    assert [w.current_job_id for w in store.list_workers(30)] == [None]
+
+
+def test_finish_attempt_wrong_worker_changes_nothing(store: Store) -> None:
+    insert(store, "job")
+    job = claim(store, "w1")
+    assert not finish(store, job, worker_id="w2")
+    assert store.get_job("job") == job
+    assert [a.finished_at for a in store.list_attempts("job")] == [None]
+
+
+def test_finish_attempt_wrong_attempt_number_changes_nothing(store: Store) -> None:
+    insert(store, "job")
+    job = claim(store, "w1")
+    assert not finish(store, replace(job, attempts=0))
+    assert store.get_job("job") == job
+
+
+def test_finish_attempt_only_once_per_claim(store: Store) -> None:
+    insert(store, "job")
+    job = claim(store)
+    assert finish(store, job, output="first")
+    assert not finish(store, job, JobState.DEAD, error="late", output="second")
+    done = store.get_job("job")
+    assert done is not None
+    assert (done.state, done.output) == (JobState.COMPLETED, "first")
+
+
+def test_finish_attempt_failed_sets_run_at_after_the_delay(store: Store) -> None:
+    insert(store, "job")
+    job = claim(store)
+    assert finish(store, job, JobState.FAILED, delay=30.0, error="exited with code 3", exit_code=3)
+    failed = store.get_job("job")
+    assert failed is not None
+    assert failed.state is JobState.FAILED
+    assert failed.last_error == "exited with code 3"
+    assert failed.exit_code == 3
+    assert close_to(failed.run_at, store.now() + timedelta(seconds=30))
+    assert store.claim_job("w1", None) is None
+    wait = store.seconds_until_next_job(None)
+    assert wait is not None
+    assert 25 < wait <= 30
+
+
+def test_finish_attempt_retry_keeps_history_and_saved_output(store: Store) -> None:
+    insert(store, "job")
+    assert finish(store, claim(store), JobState.FAILED, delay=0.0, error="boom", output="one")
+    second = claim(store, "w2")
+    assert second.attempts == 2
+    assert second.exit_code is None
+    assert second.finished_at is None
+    # output=None: the worker saved nothing new, so the stored output stays.
+    assert finish(store, second, JobState.DEAD, error="lost", exit_code=None, output=None)
+    dead = store.get_job("job")
+    assert dead is not None
+    assert (dead.state, dead.output, dead.attempts) == (
+        JobState.DEAD,
+        "one",
+        2,
+    )
+    history = store.list_attempts("job")
+    assert [(a.attempt, a.worker_id, a.error) for a in history] == [
+        (1, "w1", "boom"),
+        (2, "w2", "lost"),
+    ]
+    assert history[0].finished_at is not None
+    assert history[1].started_at >= history[0].finished_at
+
+
+def test_finish_attempt_keeps_binary_output(store: Store) -> None:
+    insert(store, "job")
+    sent = "before\x00after \ufffd \u00e9\U0001f600\n" * 100
+    assert finish(store, claim(store), output=sent)
+    done = store.get_job("job")
+    assert done is not None
+    # PostgreSQL text cannot hold NUL: it may come back as U+FFFD, like any byte that was
+    # not UTF-8 in the first place. Everything else is kept as it was.
+    assert done.output.replace("\x00", "\ufffd") == sent.replace("\x00", "\ufffd")
+
+
+# -- stale jobs and rescue ---------------------------------------------------------------
+
+
+def test_find_stale_jobs_ignores_a_fresh_heartbeat(store: Store) -> None:
+    store.register_worker("w1", "host", 1, None)
+    insert(store, "job")
+    claim(store, "w1")
+    assert store.find_stale_jobs(30) == []
+
+
+def test_find_stale_jobs_finds_a_stale_heartbeat(store: Store) -> None:
+    store.register_worker("w1", "host", 1, None)
+    insert(store, "job", "other")
+    job = claim(store, "w1")
+    stale = wait_until(lambda: store.find_stale_jobs(SHORT_LEASE), message="a stale job")
+    assert stale == [job]
+    assert store.heartbeat("w1", "job") is False
+    assert store.find_stale_jobs(SHORT_LEASE) == []
+
+
+def test_find_stale_jobs_finds_jobs_of_stopped_or_unknown_workers(store: Store) -> None:
+    store.register_worker("w1", "host", 1, None)
+    insert(store, "a", "b")
+    claim(store, "w1")
+    claim(store, "ghost")
+    assert ids(store.find_stale_jobs(30)) == ["b"]
+    store.deregister_worker("w1")
+    assert ids(store.find_stale_jobs(30)) == ["a", "b"]
+
+
+def test_rescue_stale_fails_the_lost_run(store: Store) -> None:
+    service = QueueService(store)
+    settings = Settings(lease_timeout=SHORT_LEASE, backoff_base=2.0)
+    store.register_worker("w1", "host", 1, None)
+    insert(store, "retried", max_retries=3)
+    insert(store, "buried", max_retries=1)
+    claim(store, "w1")
+    claim(store, "w1")
+    rescued = wait_until(lambda: service.rescue_stale(settings), message="a rescue")
+    assert ids(rescued) == ["retried", "buried"]
+    assert service.rescue_stale(settings) == []
+    retried, buried = store.get_job("retried"), store.get_job("buried")
+    assert retried is not None
+    assert buried is not None
+    assert (retried.state, retried.attempts, retried.locked_by) == (JobState.FAILED, 1, None)
+    assert retried.last_error is not None
+    assert "w1" in retried.last_error
+    assert close_to(retried.run_at, store.now() + timedelta(seconds=2))
+    assert buried.state is JobState.DEAD
+    (attempt,) = store.list_attempts("retried")
+    assert attempt.finished_at is not None
+    assert attempt.error == retried.last_error
+
+
+def test_rescue_stale_racing_rescuers_rescue_once(store: Store, db_target: str) -> None:
+    insert(store, "job")
+    claim(store, "ghost")  # never registered: stale at once
+    settings = Settings(lease_timeout=SHORT_LEASE)
+    start = threading.Barrier(4)
+    counts: list[int] = []
+
+    def rescue() -> None:
+        rescuer = open_store(db_target)
+        try:
+            start.wait(timeout=30)
+            counts.append(len(QueueService(rescuer).rescue_stale(settings)))
+        finally:
+            rescuer.close()
+
+    threads = [threading.Thread(target=rescue) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(counts) == [0, 0, 0, 1]
+    assert len(store.list_attempts("job")) == 1
+
+
+# -- requeue, counts, schedule -----------------------------------------------------------
+
+
+def test_requeue_dead_moves_only_dead_jobs(store: Store) -> None:
+    insert(store, "done", "held", "buried", "waiting")
+    finish(store, claim(store))
+    held = claim(store)
+    finish(store, claim(store), JobState.DEAD, error="boom", exit_code=1)
+    for job_id in ("done", "held", "waiting", "missing"):
+        assert store.requeue_dead(job_id) is False
+    assert store.get_job("held") == held
+    assert store.requeue_dead("buried") is True
+    again = store.get_job("buried")
+    assert again is not None
+    assert (again.state, again.attempts) == (JobState.PENDING, 0)
+    assert again.locked_by is None
+    assert close_to(again.run_at, store.now())
+    assert again.last_error == "boom"  # what the dead run left stays visible
+    assert store.requeue_dead("buried") is False
+    # Claimable again, behind jobs that were due before it came back.
+    assert [claim(store).id, claim(store).id] == ["waiting", "buried"]
+
+
+def test_count_jobs_by_state_counts_every_state(store: Store) -> None:
+    assert store.count_jobs_by_state() == dict.fromkeys(JobState, 0)
+    insert(store, "a", "b", "c", "d")
+    finish(store, claim(store))
+    finish(store, claim(store), JobState.FAILED, delay=60.0, error="x", exit_code=1)
+    claim(store)
+    counts = store.count_jobs_by_state()
+    assert counts == {
+        **dict.fromkeys(JobState, 0),
+        JobState.PENDING: 1,
+        JobState.PROCESSING: 1,
+        JobState.COMPLETED: 1,
+        JobState.FAILED: 1,
+    }
+
+
+def test_seconds_until_next_job_is_none_zero_or_the_wait(store: Store) -> None:
+    assert store.seconds_until_next_job(None) is None
+    insert(store, "later", queue="slow", scheduled_at=store.now() + timedelta(seconds=60))
+    wait = store.seconds_until_next_job(None)
+    assert wait is not None
+    assert 55 < wait <= 60
+    assert store.seconds_until_next_job(["other"]) is None
+    insert(store, "due", queue="fast")
+    assert store.seconds_until_next_job(None) == 0
+    wait = store.seconds_until_next_job(["slow"])
+    assert wait is not None
+    assert wait > 55
+
+
+def test_now_is_aware_utc(store: Store) -> None:
+    now = store.now()
+    assert now.utcoffset() == timedelta(0)
+    assert close_to(now, datetime.now(UTC), slack=60)
+
+
+# -- wakeups -----------------------------------------------------------------------------
+
+
+def test_wait_for_jobs_wakes_soon_after_another_connection_inserts(
+    store: Store, open_another: StoreOpener
+) -> None:
+    other = open_another()
+    store.wait_for_jobs(0.01)  # starts watching (PG: LISTEN; SQLite: data_version)
+    timer = threading.Timer(0.3, lambda: other.insert_jobs([new_job("late")]))
+    started = time.monotonic()
+    timer.start()
+    try:
+        woken = store.wait_for_jobs(5.0)
+    finally:
+        timer.join()
+    elapsed = time.monotonic() - started
+    assert woken is True
+    assert 0.25 <= elapsed < 1.5
+
+
+def test_wait_for_jobs_wakes_on_requeue_dead(store: Store, open_another: StoreOpener) -> None:
+    insert(store, "job")
+    finish(store, claim(store), JobState.DEAD, error="boom", exit_code=1)
+    store.wait_for_jobs(0.01)
+    assert open_another().requeue_dead("job")
+    assert store.wait_for_jobs(5.0) is True
+
+
+def test_wait_for_jobs_times_out_without_changes(store: Store) -> None:
+    store.wait_for_jobs(0.01)
+    started = time.monotonic()
+    assert store.wait_for_jobs(0.3) is False
+    assert time.monotonic() - started >= 0.25
+
+
+# -- workers -----------------------------------------------------------------------------
+
+
+def test_register_worker_lists_it_as_active(store: Store) -> None:
+    store.register_worker("w1", "host-1", 101, ["alpha", "beta"])
+    store.register_worker("w2", "host-2", 102, None)
+    workers = store.list_workers(30)
+    assert [(w.id, w.host, w.pid, w.status) for w in workers] == [
+        ("w1", "host-1", 101, "running"),
+        ("w2", "host-2", 102, "running"),
+    ]
+    assert workers[0].queues == ("alpha", "beta")
+    assert workers[1].queues is None
+    assert workers[0].current_job_id is None
+    assert close_to(workers[0].started_at, store.now())
+    assert workers[0].last_heartbeat >= workers[0].started_at
+
+
+def test_heartbeat_refreshes_and_records_status(store: Store) -> None:
+    store.register_worker("w1", "host", 1, None)
+    (before,) = store.list_workers(30)
+    assert store.heartbeat("w1", None, "stopping") is False
+    (after,) = store.list_workers(30)
+    assert after.status == "stopping"
+    assert after.last_heartbeat >= before.last_heartbeat
+
+
+def test_heartbeat_returns_true_once_stop_is_requested(store: Store) -> None:
+    store.register_worker("w1", "host", 1, None)
+    store.register_worker("w2", "host", 2, None)
+    store.request_stop(["w1"])
+    assert store.heartbeat("w1", None) is True
+    assert store.heartbeat("w2", None) is False
+    store.request_stop([])
+
+
+def test_heartbeat_unknown_worker_is_told_to_stop(store: Store) -> None:
+    assert store.heartbeat("never-registered", None) is True
+
+
+def test_list_workers_hides_stopped_and_stale_workers(store: Store) -> None:
+    store.register_worker("w1", "host", 1, None)
+    store.register_worker("w2", "host", 2, None)
+    store.deregister_worker("w1")
+    assert [w.id for w in store.list_workers(30)] == ["w2"]
+    wait_until(lambda: not store.list_workers(SHORT_LEASE), message="a stale heartbeat")
+    store.heartbeat("w2", None)
+    assert [w.id for w in store.list_workers(SHORT_LEASE)] == ["w2"]
+
+
+# -- config and schema -------------------------------------------------------------------
+
+
+def test_config_set_overwrites_and_get_reads(store: Store) -> None:
+    assert store.get_config() == {}
+    store.set_config("max-retries", "5")
+    store.set_config("backoff-base", "3")
+    store.set_config("max-retries", "7")
+    assert store.get_config() == {"max-retries": "7", "backoff-base": "3"}
+
+
+def test_migrate_twice_keeps_the_data(store: Store) -> None:
+    insert(store, "job")
+    store.migrate()
+    store.migrate()
+    assert ids(store.list_jobs(JobFilter())) == ["job"]
+
+
+def test_migrate_racing_first_starts_create_the_schema_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        # Known SqliteStore bug: `PRAGMA journal_mode = WAL` runs outside the write lock,
+        # so a racing first start sometimes gets "database is locked". Remove once fixed.
+        request.applymarker(
+            pytest.mark.xfail(reason="SqliteStore.migrate: WAL switch races", strict=False)
+        )
+    with _empty_target(backend, tmp_path) as target:
+        start = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def first_start(n: int) -> None:
+            try:
+                start.wait(timeout=30)
+                opened = open_store(target)
+                try:
+                    opened.insert_jobs([new_job(f"job-{n}")])
+                finally:
+                    opened.close()
+            except BaseException as exc:  # reported below, with the others
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_start, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        check = open_store(target)
+        try:
+            assert len(check.list_jobs(JobFilter(limit=0))) == 4
+        finally:
+            check.close()
+
+
+@contextmanager
+def _empty_target(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A target with no schema yet: a new SQLite path, or an empty PostgreSQL database."""
+    if backend == "sqlite":
+        # The folder exists but not the file: this is about the schema, not the mkdir.
+        folder = tmp_path / "empty"
+        folder.mkdir(mode=0o700)
+        yield str(folder / "queuectl.db")
+    else:
+        with pgtools.fresh_database(migrated=False) as url:
+            yield url
