@@ -44,6 +44,18 @@ class ShellRun:
         self._kill_reason: str | None = None
         self._killed = threading.Event()
         self.pid: int | None = None
+        self._output = bytearray()
+
+    def output_so_far(self) -> str:
+        """The kept tail of the output, decoded; safe to call from another thread (each
+        bytearray operation is atomic under the GIL)."""
+        tail = bytes(self._output[-self.output_limit :]) if self.output_limit else b""
+        return tail.decode("utf-8", errors="replace")
+
+    def _spawn_error(self, exc: OSError) -> str:
+        if self.cwd is not None and not os.path.isdir(self.cwd):
+            return f"working directory {self.cwd!r} does not exist"
+        return exc.strerror or str(exc)
 
     def kill(self, reason: str) -> None:
         """Stop the run: its process group gets SIGTERM, then SIGKILL after a grace."""
@@ -69,16 +81,14 @@ class ShellRun:
         except OSError as exc:
             return RunResult(
                 exit_code=None,
-                spawn_error=exc.strerror or str(exc),
+                spawn_error=self._spawn_error(exc),
                 duration=time.monotonic() - started,
             )
         self.pid = proc.pid
-        output = bytearray()
+        output = self._output
         timed_out = self._pump(proc, output, started + self.timeout)
         returncode = proc.wait()
-        text = bytes(output[-self.output_limit :] if self.output_limit else b"").decode(
-            "utf-8", errors="replace"
-        )
+        text = self.output_so_far()
         duration = time.monotonic() - started
         if returncode < 0:
             return RunResult(

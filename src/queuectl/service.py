@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from queuectl.core import lifecycle
 from queuectl.core import settings as config
-from queuectl.core.errors import DuplicateJobId, JobNotFound, WrongState
+from queuectl.core.errors import DuplicateJobId, JobNotFound, UsageError, WrongState
 from queuectl.core.ids import is_valid_job_id
-from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.core.models import FINISHED_STATES, Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.core.settings import Settings
-from queuectl.core.spec import parse_job_json, parse_job_lines
-from queuectl.store.base import AttemptRecord, JobFilter, Store
+from queuectl.core.spec import check_queue, parse_job_json, parse_job_lines
+from queuectl.store.base import (
+    AttemptOutput,
+    AttemptRecord,
+    JobFilter,
+    QueueInfo,
+    Store,
+    ThroughputBucket,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,118 @@ class QueueService:
             )
         return self.get_job(job_id)
 
+    def retry(self, job_id: str) -> Job:
+        """A dead or cancelled job back to pending with attempts reset (`retry`)."""
+        retryable = (JobState.DEAD, JobState.CANCELLED)
+        if not is_valid_job_id(job_id) or not self.store.requeue_job(job_id, retryable):
+            job = self.get_job(job_id)
+            raise WrongState(
+                f"job {job_id!r} is {job.state.value}: only dead or cancelled jobs can be retried"
+            )
+        return self.get_job(job_id)
+
+    def retry_all_dead(self, queue: str | None = None) -> int:
+        """Every job in the DLQ (of one queue) back to pending; returns how many."""
+        return self.store.requeue_all_dead(queue)
+
+    def purge_dead(self, older_than: float | None = None, queue: str | None = None) -> int:
+        """Delete DLQ jobs (unchanged for `older_than` seconds) with their history."""
+        return self.store.delete_jobs((JobState.DEAD,), older_than or 0.0, queue=queue)
+
+    def prune(self, states: Sequence[JobState], older_than: float, *, dry_run: bool = False) -> int:
+        """Delete finished jobs older than `older_than` seconds; returns how many."""
+        unfinished = [state.value for state in states if state not in FINISHED_STATES]
+        if unfinished:
+            raise UsageError(
+                f"only finished jobs can be pruned (completed, dead, cancelled), not "
+                f"{', '.join(unfinished)}"
+            )
+        return self.store.delete_jobs(states or FINISHED_STATES, older_than, dry_run=dry_run)
+
+    def prune_by_retention(self, current: Settings, batch: int) -> int:
+        """One bounded step of automatic retention (config retention-*), for workers."""
+        deleted = 0
+        policies = (
+            ((JobState.COMPLETED,), current.retention_completed),
+            ((JobState.DEAD, JobState.CANCELLED), current.retention_dead),
+        )
+        for states, age in policies:
+            if age > 0:
+                deleted += self.store.delete_jobs(states, age, limit=batch)
+        return deleted
+
+    def cancel(self, job_ids: Sequence[str]) -> list[Job]:
+        """Cancel jobs: pending or failed ones at once; a processing one loses its claim
+        and its worker kills the run (within a heartbeat; at once on this host).
+
+        Every id is checked before any job changes, so a typo cancels nothing.
+        """
+        for job_id in job_ids:
+            job = self.get_job(job_id)
+            if job.state in FINISHED_STATES:
+                raise WrongState(
+                    f"job {job_id!r} is {job.state.value}: only pending, failed or "
+                    "processing jobs can be cancelled"
+                )
+        cancelled = []
+        for job_id in job_ids:
+            before = self.store.cancel_job(job_id)
+            if before is None:  # it finished in the meantime
+                continue
+            if before.state is JobState.PROCESSING and before.locked_by:
+                self._nudge_worker(before.locked_by)
+            cancelled.append(self.get_job(job_id))
+        return cancelled
+
+    def _nudge_worker(self, worker_id: str) -> None:
+        """Wake a local worker's heartbeat (SIGUSR1) so it notices a cancel at once."""
+        import socket
+
+        host = socket.gethostname()
+        for worker in self.active_workers():
+            if worker.id == worker_id and worker.host == host and _is_queuectl_process(worker.pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(worker.pid, signal.SIGUSR1)
+
+    def job_output(self, job_id: str, attempt: int | None = None) -> AttemptOutput:
+        """The output of one attempt (the latest by default), live while it runs."""
+        job = self.get_job(job_id)
+        found = self.store.get_attempt_output(job.id, attempt)
+        if found is None:
+            if attempt is None:
+                raise WrongState(f"job {job_id!r} has not run yet")
+            raise JobNotFound(f"job {job_id!r} has no attempt {attempt}")
+        if found.finished and not found.output and attempt is None:
+            # Stores written before outputs were kept per attempt have it on the job.
+            return AttemptOutput(found.job_id, found.attempt, found.worker_id, True, job.output)
+        return found
+
+    def count_jobs(self, job_filter: JobFilter) -> dict[JobState, int]:
+        return self.store.count_jobs_by_state(job_filter)
+
+    def throughput(self, minutes: int = 60) -> list[ThroughputBucket]:
+        """Completed and failed attempts per minute, oldest first, empty minutes included."""
+        found = {
+            bucket.start: bucket for bucket in self.store.count_finished_attempts(minutes * 60.0)
+        }
+        now = self.store.now()
+        current = now.replace(second=0, microsecond=0)
+        starts = [current - timedelta(minutes=back) for back in range(minutes - 1, -1, -1)]
+        return [found.get(start, ThroughputBucket(start, 0, 0)) for start in starts]
+
+    # -- queues -----------------------------------------------------------------------
+
+    def list_queues(self) -> list[QueueInfo]:
+        return self.store.list_queues()
+
+    def pause_queue(self, name: str, paused: bool = True) -> None:
+        self.store.set_queue_paused(check_queue(name), paused)
+
+    def limit_queue(self, name: str, max_running: int | None) -> None:
+        if max_running is not None and max_running < 0:
+            raise UsageError("a queue limit must be >= 0 (or `none` to remove it)")
+        self.store.set_queue_limit(check_queue(name), max_running)
+
     def rescue_stale(self, current: Settings | None = None) -> list[Job]:
         """Fail the runs of workers whose heartbeat is older than lease-timeout (SPEC 2.2).
 
@@ -116,10 +236,19 @@ class QueueService:
 
     def config_items(self) -> list[tuple[str, str]]:
         current = self.settings()
-        return [(key, config.format_value(current.value_of(key))) for key in config.CONFIG_KEYS]
+        return [
+            (key, spec.format(current.value_of(key))) for key, spec in config.CONFIG_KEYS.items()
+        ]
+
+    def config_values(self) -> dict[str, float | int]:
+        """Every setting as a number (durations in seconds), for JSON."""
+        current = self.settings()
+        values = {key: current.value_of(key) for key in config.CONFIG_KEYS}
+        return {key: int(v) if float(v).is_integer() else v for key, v in values.items()}
 
     def config_get(self, key: str) -> str:
-        return config.format_value(self.settings().value_of(config.config_key(key).key))
+        spec = config.config_key(key)
+        return spec.format(self.settings().value_of(spec.key))
 
     def config_set(self, key: str, value: str) -> str:
         text = config.normalize(key, value)

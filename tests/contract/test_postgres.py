@@ -105,7 +105,7 @@ def test_open_store_without_psycopg_says_how_to_install(monkeypatch: pytest.Monk
 
 def test_migrate_refuses_a_newer_schema(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO queuectl_schema (version) VALUES (99)")
+        conn.execute("INSERT INTO queuectl.queuectl_schema (version) VALUES (99)")
     with pytest.raises(StoreUnavailable, match="upgrade queuectl"):
         open_store(pg_url)
 

@@ -634,15 +634,7 @@ def test_migrate_twice_keeps_the_data(store: Store) -> None:
     assert ids(store.list_jobs(JobFilter())) == ["job"]
 
 
-def test_migrate_racing_first_starts_create_the_schema_once(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if backend == "sqlite":
-        # Known SqliteStore bug: `PRAGMA journal_mode = WAL` runs outside the write lock,
-        # so a racing first start sometimes gets "database is locked". Remove once fixed.
-        request.applymarker(
-            pytest.mark.xfail(reason="SqliteStore.migrate: WAL switch races", strict=False)
-        )
+def test_migrate_racing_first_starts_create_the_schema_once(backend: str, tmp_path: Path) -> None:
     with _empty_target(backend, tmp_path) as target:
         start = threading.Barrier(4)
         errors: list[BaseException] = []

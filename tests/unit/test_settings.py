@@ -15,16 +15,18 @@ DEFAULTS = {
     "lease-timeout": 30,
     "poll-interval": 1,
     "output-limit": 65536,
+    "retention-completed": 7 * 86400,
+    "retention-dead": 30 * 86400,
 }
 
 
-def test_the_registry_holds_the_spec_keys_in_order() -> None:
-    assert list(CONFIG_KEYS) == list(DEFAULTS)
+def test_the_registry_starts_with_the_spec_keys_in_order() -> None:
+    assert list(CONFIG_KEYS)[: len(DEFAULTS)] == list(DEFAULTS)
 
 
 def test_defaults_are_the_specs() -> None:
     settings = Settings()
-    assert {key: settings.value_of(key) for key in CONFIG_KEYS} == DEFAULTS
+    assert {key: settings.value_of(key) for key in DEFAULTS} == DEFAULTS
 
 
 def test_from_stored_parses_known_keys() -> None:
@@ -97,3 +99,21 @@ def test_format_value_prints_bare_numbers(value: float, text: str) -> None:
 
 def test_invalid_config_is_a_usage_error() -> None:
     assert InvalidConfig.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [("7d", "7d"), ("36h", "36h"), ("90", "90s"), ("5400", "90m"), ("0", "0"), ("2w", "14d")],
+)
+def test_retention_keys_take_durations_and_print_them_short(text: str, stored: str) -> None:
+    assert normalize("retention-completed", text) == stored
+    assert (
+        Settings.from_stored({"retention-dead": stored}).retention_dead
+        == Settings.from_stored({"retention-dead": text}).retention_dead
+    )
+
+
+@pytest.mark.parametrize("text", ["soon", "-1d", "7x", ""])
+def test_retention_keys_refuse_what_is_not_a_duration(text: str) -> None:
+    with pytest.raises(InvalidConfig):
+        normalize("retention-dead", text)

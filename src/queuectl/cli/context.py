@@ -23,5 +23,15 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+def confirm(question: str) -> bool:
+    """Ask on a terminal; elsewhere refuse, since nobody can answer (`--yes` skips it)."""
+    from queuectl.core.errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.rstrip('?')}: confirm with --yes")
+    answer = input(f"{question} [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -9,17 +9,39 @@ from typing import NoReturn
 from queuectl import __version__
 from queuectl.cli.commands import (
     add,
+    cancel,
     completion,
     config,
+    dashboard,
     dlq,
     enqueue,
     list_jobs,
+    logs,
+    prune,
+    queue,
     show,
     status,
+    wait,
     worker,
 )
 
-COMMANDS = (enqueue, add, worker, status, list_jobs, show, dlq, config, completion)
+COMMANDS = (
+    enqueue,
+    add,
+    worker,
+    status,
+    list_jobs,
+    show,
+    logs,
+    wait,
+    cancel,
+    dlq,
+    prune,
+    queue,
+    config,
+    dashboard,
+    completion,
+)
 
 
 class Parser(argparse.ArgumentParser):

@@ -24,6 +24,8 @@ class NewJob:
     max_retries: int = 3
     timeout: float = 300.0
     scheduled_at: datetime | None = None
+    cwd: str | None = None  # working directory of the run; None: the worker's
+    env: dict[str, str] | None = None  # added to the worker's environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,8 @@ class Job:
     output: str
     locked_by: str | None
     locked_at: datetime | None
+    cwd: str | None = None
+    env: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,8 @@ class Job:
             "output": self.output,
             "locked_by": self.locked_by,
             "locked_at": _optional_time(self.locked_at),
+            "cwd": self.cwd,
+            "env": self.env,
         }
 
 

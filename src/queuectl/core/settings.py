@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from queuectl.core.durations import format_seconds, parse_seconds
 from queuectl.core.errors import InvalidConfig
 
 
@@ -18,6 +19,8 @@ class Settings:
     lease_timeout: float = 30.0  # seconds
     poll_interval: float = 1.0  # seconds
     output_limit: int = 65536  # bytes
+    retention_completed: float = 7 * 86400.0  # seconds a completed job is kept; 0: forever
+    retention_dead: float = 30 * 86400.0  # seconds a dead or cancelled job is kept; 0: forever
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> Settings:
@@ -42,6 +45,7 @@ class ConfigKey:
     key: str
     parse: Callable[[str], float | int]
     help: str
+    format: Callable[[float | int], str] = lambda value: format_value(value)
 
     @property
     def attribute(self) -> str:
@@ -76,6 +80,13 @@ def _parser(
     return parse
 
 
+def _duration(text: str) -> float:
+    seconds = parse_seconds(text)
+    if seconds is None or not math.isfinite(seconds):
+        raise InvalidConfig(f"{text!r} is not a duration (e.g. 90s, 30m, 12h, 7d)")
+    return seconds
+
+
 def _display(value: float | int) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -102,6 +113,18 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             "upper bound between checks of an idle worker, seconds",
         ),
         ConfigKey("output-limit", _parser(0, integer=True), "bytes of output kept per attempt"),
+        ConfigKey(
+            "retention-completed",
+            _duration,
+            "how long completed jobs are kept (30m, 12h, 7d; 0 keeps them)",
+            format_seconds,
+        ),
+        ConfigKey(
+            "retention-dead",
+            _duration,
+            "how long dead and cancelled jobs are kept (0 keeps them)",
+            format_seconds,
+        ),
     )
 }
 
@@ -123,6 +146,6 @@ def normalize(key: str, text: str) -> str:
     """Validate a user's value for `key` and return the text to store."""
     spec = config_key(key)
     try:
-        return format_value(spec.parse(text))
+        return spec.format(spec.parse(text))
     except InvalidConfig as exc:
         raise InvalidConfig(f"invalid value for {key}: {exc.message}") from None

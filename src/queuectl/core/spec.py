@@ -9,17 +9,27 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from queuectl.core.durations import parse_seconds
 from queuectl.core.errors import InvalidJobSpec, UsageError
 from queuectl.core.ids import is_valid_job_id, new_job_id
 from queuectl.core.models import NewJob
 from queuectl.core.settings import Settings
 
-ALLOWED_KEYS = ("id", "command", "max_retries", "scheduled_at", "priority", "queue", "timeout")
+ALLOWED_KEYS = (
+    "id",
+    "command",
+    "max_retries",
+    "scheduled_at",
+    "priority",
+    "queue",
+    "timeout",
+    "cwd",
+    "env",
+)
+VALID_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 VALID_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_RETRIES_LIMIT = 1000
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_job_json(text: str, settings: Settings, line: int | None = None) -> NewJob:
@@ -81,6 +91,8 @@ def job_from_fields(data: dict[str, Any], settings: Settings) -> NewJob:
             if data.get("scheduled_at") is not None
             else None
         ),
+        cwd=check_cwd(_typed(data, "cwd", str)) if data.get("cwd") is not None else None,
+        env=check_env(data["env"]) if data.get("env") is not None else None,
     )
 
 
@@ -100,6 +112,28 @@ def check_command(value: str) -> str:
     if not _is_utf8(value):
         raise InvalidJobSpec("command must be valid UTF-8 text")
     return value
+
+
+def check_cwd(value: str) -> str:
+    if not value.strip():
+        raise InvalidJobSpec("cwd must not be empty")
+    if "\0" in value:
+        raise InvalidJobSpec("cwd must not contain a NUL character")
+    return value
+
+
+def check_env(value: object) -> dict[str, str]:
+    """An object of environment variables: names like SHELL_NAMES, string values."""
+    if not isinstance(value, dict):
+        raise InvalidJobSpec(f"env must be an object of strings, got {_json_type(value)}")
+    for name, text in value.items():
+        if not VALID_ENV_NAME.fullmatch(name):
+            raise InvalidJobSpec(f"env: invalid variable name {name!r}")
+        if not isinstance(text, str):
+            raise InvalidJobSpec(f"env: {name} must be a string, got {_json_type(text)}")
+        if "\0" in text:
+            raise InvalidJobSpec(f"env: {name} must not contain a NUL character")
+    return dict(value)
 
 
 def check_queue(value: str) -> str:
@@ -147,10 +181,10 @@ def parse_time(text: str) -> datetime:
 
 def parse_duration(text: str) -> float:
     """'30s', '15m', '2h', '7d', '1w', '250ms' or bare seconds to float seconds."""
-    match = _DURATION.fullmatch(text)
-    if match is None:
+    seconds = parse_seconds(text)
+    if seconds is None:
         raise UsageError(f"invalid duration {text!r}: expected e.g. 30s, 15m, 2h, 7d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds
 
 
 def delay_to_time(seconds: float, now: datetime) -> datetime:

@@ -28,6 +28,34 @@ class JobFilter:
     states: tuple[JobState, ...] = ()
     queue: str | None = None
     limit: int = 100  # newest N; 0 = all
+    ids: tuple[str, ...] = ()  # only these jobs; empty: any
+    updated_since: datetime | None = None  # only jobs changed at or after this time
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    name: str
+    paused: bool
+    max_running: int | None  # None: no limit
+    counts: dict[JobState, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputBucket:
+    """Attempts that finished within one minute starting at `start`."""
+
+    start: datetime
+    completed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutput:
+    job_id: str
+    attempt: int
+    worker_id: str | None
+    finished: bool
+    output: str
 
 
 class Store(Protocol):
@@ -54,7 +82,9 @@ class Store(Protocol):
         """Jobs in enqueue order; with a limit, the newest `limit` of them."""
         ...
 
-    def count_jobs_by_state(self) -> dict[JobState, int]: ...
+    def count_jobs_by_state(self, job_filter: JobFilter | None = None) -> dict[JobState, int]:
+        """Counts per state of the jobs matching `job_filter` (its limit is ignored)."""
+        ...
 
     def list_attempts(self, job_id: str) -> list[Attempt]: ...
 
@@ -77,6 +107,61 @@ class Store(Protocol):
 
     def requeue_dead(self, job_id: str) -> bool:
         """A dead job back to pending with attempts=0; False if it is not dead."""
+        ...
+
+    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> bool:
+        """A job in one of `states` back to pending with attempts=0; False otherwise."""
+        ...
+
+    def requeue_all_dead(self, queue: str | None) -> int:
+        """Every dead job (of `queue`) back to pending; returns how many."""
+        ...
+
+    def cancel_job(self, job_id: str) -> Job | None:
+        """A pending, failed or processing job becomes cancelled; returns it as it was.
+
+        A processing job's claim ends here: its worker notices (holds_claim) and kills the
+        run. None when there is no such job or it is already finished.
+        """
+        ...
+
+    def delete_jobs(
+        self,
+        states: Sequence[JobState],
+        older_than: float,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete jobs in `states` unchanged for `older_than` seconds, with their history.
+
+        Returns how many (would have been) deleted; `limit` bounds one call's work.
+        """
+        ...
+
+    def holds_claim(self, job: Job, worker_id: str) -> bool:
+        """True while attempt `job.attempts` of the job is still held by `worker_id`."""
+        ...
+
+    def save_output(self, job: Job, worker_id: str, output: str) -> bool:
+        """Store the output so far of a running attempt; False if the claim is gone."""
+        ...
+
+    def get_attempt_output(self, job_id: str, attempt: int | None) -> AttemptOutput | None:
+        """The output of attempt number `attempt` (the latest one if None)."""
+        ...
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue that has jobs or settings, by name."""
+        ...
+
+    def set_queue_paused(self, name: str, paused: bool) -> None: ...
+
+    def set_queue_limit(self, name: str, max_running: int | None) -> None: ...
+
+    def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:
+        """Per minute over the last `since` seconds, oldest first; empty minutes left out."""
         ...
 
     def seconds_until_next_job(self, queues: Sequence[str] | None) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -13,7 +14,13 @@ from typing import Any, TypeAlias
 from queuectl.core.errors import DuplicateJobId, MissingDependency, StoreUnavailable
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
-from queuectl.store.base import AttemptRecord, JobFilter
+from queuectl.store.base import (
+    AttemptOutput,
+    AttemptRecord,
+    JobFilter,
+    QueueInfo,
+    ThroughputBucket,
+)
 
 try:
     import psycopg
@@ -28,8 +35,9 @@ log = logging.getLogger("queuectl.store")
 Connection: TypeAlias = "psycopg.Connection[tuple[Any, ...]]"
 Cursor: TypeAlias = "psycopg.Cursor[tuple[Any, ...]]"
 
-SCHEMA_VERSION = 1  # the number of the newest file in migrations/postgres
+SCHEMA_VERSION = 2  # the number of the newest file in migrations/postgres
 MIGRATION_LOCK = 0x71756575  # pg_advisory_xact_lock key ("queu"): one migrator at a time
+SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
 CHANNEL = "queuectl_jobs"  # NOTIFY channel: a job may have become claimable
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq default: forever)
 LISTEN_CONNECT_TIMEOUT = 5  # seconds; short, as an idle worker waits on it
@@ -39,8 +47,17 @@ LISTEN_RETRY_MAX = 30.0  # seconds; cap of the listener's reconnect backoff
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
     " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
-    " output, locked_by, locked_at"
+    " output, locked_by, locked_at, cwd, env"
 )
+# A queue is closed to claims while paused or while it runs as many jobs as its limit.
+CLOSED_QUEUES = (
+    "SELECT name FROM queues WHERE paused OR (max_running IS NOT NULL AND max_running <="
+    " (SELECT count(*) FROM jobs AS running"
+    "  WHERE running.state = 'processing' AND running.queue = queues.name))"
+)
+LIMITS_MAX_AGE = 1.0  # seconds a store trusts its list of queues that have a limit
+DELETE_BATCH = 500  # jobs deleted per transaction
+CANCELLED_WHILE_RUNNING = "cancelled while running"
 WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
 
 # The claim in one statement, so one round trip: pick and lock the next due job (rows
@@ -54,6 +71,7 @@ WITH claimed AS (
     WHERE seq = (
         SELECT seq FROM jobs
         WHERE state IN ('pending', 'failed') AND run_at <= now() {{queues}}
+            AND queue NOT IN ({CLOSED_QUEUES})
         ORDER BY priority DESC, run_at, seq
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -114,6 +132,8 @@ class PostgresStore:
         self._listen_failures = 0
         self._listen_retry_at = 0.0
         self._listen_warned = False
+        self._limits: list[str] = []
+        self._limits_read_at = float("-inf")
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -123,6 +143,7 @@ class PostgresStore:
             options["connect_timeout"] = CONNECT_TIMEOUT
         try:
             conn: Connection = psycopg.connect(self.url, **options)
+            conn.execute(f"SET search_path TO {SCHEMA}")
             if not self.durable:
                 conn.execute("SET synchronous_commit = off")
         except psycopg.Error as exc:
@@ -174,6 +195,7 @@ class PostgresStore:
             # Serialise concurrent first starts: the others wait here, then find the
             # schema current. The lock ends with the transaction.
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
             cursor.execute("SELECT to_regclass('queuectl_schema') IS NOT NULL")
             exists = _one(cursor)[0]
             version = 0
@@ -221,18 +243,21 @@ class PostgresStore:
             [job.max_retries for job in jobs],
             [float(job.timeout) for job in jobs],
             [job.scheduled_at for job in jobs],
+            [job.cwd for job in jobs],
+            [json.dumps(job.env) if job.env is not None else None for job in jobs],
         )
         try:
             with self._transaction() as cursor:
                 # One statement for the whole batch: arrays unnested server-side, in order.
                 cursor.execute(
                     "INSERT INTO jobs (id, command, state, queue, priority, max_retries,"
-                    " timeout, created_at, updated_at, scheduled_at, run_at)"
+                    " timeout, created_at, updated_at, scheduled_at, run_at, cwd, env)"
                     " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
-                    " now(), now(), scheduled_at, coalesce(scheduled_at, now())"
+                    " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env"
                     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
-                    " %s::float8[], %s::timestamptz[]) WITH ORDINALITY AS new (id, command,"
-                    " queue, priority, max_retries, timeout, scheduled_at, position)"
+                    " %s::float8[], %s::timestamptz[], %s::text[], %s::text[]) WITH ORDINALITY"
+                    " AS new (id, command,"
+                    " queue, priority, max_retries, timeout, scheduled_at, cwd, env, position)"
                     f" ORDER BY position RETURNING {JOB_COLUMNS}",
                     columns,
                 )
@@ -261,7 +286,7 @@ class PostgresStore:
         rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
         return _job(rows[0]) if rows else None
 
-    def list_jobs(self, job_filter: JobFilter) -> list[Job]:
+    def _where(self, job_filter: JobFilter) -> tuple[str, list[Any]]:
         where: list[str] = []
         params: list[Any] = []
         if job_filter.states:
@@ -270,7 +295,16 @@ class PostgresStore:
         if job_filter.queue is not None:
             where.append("queue = %s")
             params.append(job_filter.queue)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        if job_filter.ids:
+            where.append("id = ANY(%s)")
+            params.append(list(job_filter.ids))
+        if job_filter.updated_since is not None:
+            where.append("updated_at >= %s")
+            params.append(job_filter.updated_since)
+        return (f"WHERE {' AND '.join(where)}" if where else ""), params
+
+    def list_jobs(self, job_filter: JobFilter) -> list[Job]:
+        clause, params = self._where(job_filter)
         if job_filter.limit > 0:
             sql = (
                 f"SELECT {JOB_COLUMNS} FROM (SELECT seq, {JOB_COLUMNS} FROM jobs {clause}"
@@ -280,9 +314,11 @@ class PostgresStore:
         sql = f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY seq"
         return [_job(row) for row in self._read(sql, params)]
 
-    def count_jobs_by_state(self) -> dict[JobState, int]:
+    def count_jobs_by_state(self, job_filter: JobFilter | None = None) -> dict[JobState, int]:
+        clause, params = self._where(job_filter or JobFilter())
         counts = dict.fromkeys(JobState, 0)
-        for state, count in self._read("SELECT state, count(*) FROM jobs GROUP BY state"):
+        sql = f"SELECT state, count(*) FROM jobs {clause} GROUP BY state"
+        for state, count in self._read(sql, params):
             counts[JobState(state)] = count
         return counts
 
@@ -303,8 +339,31 @@ class PostgresStore:
         if queues:
             queue_clause = "AND queue = ANY(%(queues)s)"
             params["queues"] = list(queues)
-        rows = self._read(CLAIM_SQL.format(queues=queue_clause), params)
-        return _job(rows[0]) if rows else None
+        sql = CLAIM_SQL.format(queues=queue_clause)
+        limited = [name for name in self._limited_queues() if not queues or name in queues]
+        if not limited:
+            rows = self._read(sql, params)  # the common case: one statement, one round trip
+            return _job(rows[0]) if rows else None
+        with self._transaction() as cursor:
+            # A queue limit counts running jobs, which concurrent claims cannot see: lock
+            # the limited queues' rows first, so such claims take turns. The claim that
+            # follows gets a fresh snapshot (READ COMMITTED) that sees the turns before.
+            cursor.execute(
+                "SELECT name FROM queues WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
+                (limited,),
+            )
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return _job(row) if row else None
+
+    def _limited_queues(self) -> list[str]:
+        """Names of queues with a limit, re-read at most every LIMITS_MAX_AGE seconds."""
+        if time.monotonic() - self._limits_read_at > LIMITS_MAX_AGE:
+            self._limits = [
+                r[0] for r in self._read("SELECT name FROM queues WHERE max_running IS NOT NULL")
+            ]
+            self._limits_read_at = time.monotonic()
+        return self._limits
 
     def finish_attempt(
         self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
@@ -342,17 +401,174 @@ class PostgresStore:
         return [_job(row) for row in rows]
 
     def requeue_dead(self, job_id: str) -> bool:
+        return self.requeue_job(job_id, (JobState.DEAD,))
+
+    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> bool:
         with self._transaction() as cursor:
             cursor.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
                 " updated_at = now(), locked_by = NULL, locked_at = NULL"
-                " WHERE id = %s AND state = 'dead'",
-                (job_id,),
+                " WHERE id = %s AND state = ANY(%s)",
+                (job_id, [state.value for state in states]),
             )
             if cursor.rowcount != 1:
                 return False
             cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return True
+
+    def requeue_all_dead(self, queue: str | None) -> int:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
+                " updated_at = now() WHERE state = 'dead' AND (%s::text IS NULL OR queue = %s)",
+                (queue, queue),
+            )
+            count = cursor.rowcount
+            if count:
+                cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        return count
+
+    def cancel_job(self, job_id: str) -> Job | None:
+        with self._transaction() as cursor:
+            cursor.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            job = _job(row)
+            if job.state not in (JobState.PENDING, JobState.FAILED, JobState.PROCESSING):
+                return None
+            running = job.state is JobState.PROCESSING
+            cursor.execute(
+                "UPDATE jobs SET state = 'cancelled', updated_at = now(), locked_by = NULL,"
+                " locked_at = NULL, finished_at = CASE WHEN %(running)s THEN now()"
+                " ELSE finished_at END, last_error = CASE WHEN %(running)s THEN %(error)s"
+                " ELSE last_error END WHERE id = %(job)s",
+                {"running": running, "error": CANCELLED_WHILE_RUNNING, "job": job_id},
+            )
+            if running:
+                cursor.execute(
+                    "UPDATE attempts SET finished_at = now(), error = %s"
+                    " WHERE job_id = %s AND attempt = %s AND finished_at IS NULL",
+                    (CANCELLED_WHILE_RUNNING, job_id, job.attempts),
+                )
+        return job
+
+    def delete_jobs(
+        self,
+        states: Sequence[JobState],
+        older_than: float,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        where = (
+            "state = ANY(%(states)s) AND updated_at <= now() - %(age)s * interval '1 second'"
+            " AND (%(queue)s::text IS NULL OR queue = %(queue)s)"
+        )
+        params: dict[str, Any] = {
+            "states": [state.value for state in states],
+            "age": float(older_than),
+            "queue": queue,
+        }
+        if dry_run:
+            count = int(self._read(f"SELECT count(*) FROM jobs WHERE {where}", params)[0][0])
+            return min(count, limit) if limit is not None else count
+        deleted = 0
+        # In batches, each its own transaction, so that a big prune holds no long locks.
+        while limit is None or deleted < limit:
+            batch = DELETE_BATCH if limit is None else min(DELETE_BATCH, limit - deleted)
+            with self._transaction() as cursor:
+                cursor.execute(
+                    f"WITH doomed AS (SELECT id FROM jobs WHERE {where} ORDER BY seq"
+                    " LIMIT %(batch)s FOR UPDATE SKIP LOCKED),"
+                    " history AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM doomed))"
+                    " DELETE FROM jobs WHERE id IN (SELECT id FROM doomed)",
+                    {**params, "batch": batch},
+                )
+                count = cursor.rowcount
+            if count <= 0:
+                break
+            deleted += count
+        return deleted
+
+    def holds_claim(self, job: Job, worker_id: str) -> bool:
+        return bool(
+            self._read(
+                "SELECT 1 FROM jobs WHERE id = %s AND state = 'processing' AND locked_by = %s"
+                " AND attempts = %s",
+                (job.id, worker_id, job.attempts),
+            )
+        )
+
+    def save_output(self, job: Job, worker_id: str, output: str) -> bool:
+        cursor = self._execute(
+            "UPDATE attempts SET output = %s WHERE job_id = %s AND attempt = %s"
+            " AND worker_id = %s AND finished_at IS NULL",
+            (_without_nul(output), job.id, job.attempts, worker_id),
+        )
+        return cursor.rowcount == 1
+
+    def get_attempt_output(self, job_id: str, attempt: int | None) -> AttemptOutput | None:
+        rows = self._read(
+            "SELECT attempt, worker_id, finished_at IS NOT NULL, output FROM attempts"
+            " WHERE job_id = %s AND (%s::int IS NULL OR attempt = %s)"
+            " ORDER BY seq DESC LIMIT 1",
+            (job_id, attempt, attempt),
+        )
+        if not rows:
+            return None
+        number, worker_id, finished, output = rows[0]
+        return AttemptOutput(job_id, number, worker_id, bool(finished), output or "")
+
+    def list_queues(self) -> list[QueueInfo]:
+        counts: dict[str, dict[JobState, int]] = {}
+        for name, state, count in self._read(
+            "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
+        ):
+            counts.setdefault(name, dict.fromkeys(JobState, 0))[JobState(state)] = count
+        settings = {
+            row[0]: (bool(row[1]), row[2])
+            for row in self._read("SELECT name, paused, max_running FROM queues")
+        }
+        return [
+            QueueInfo(
+                name,
+                *settings.get(name, (False, None)),
+                counts.get(name, dict.fromkeys(JobState, 0)),
+            )
+            for name in sorted(counts.keys() | settings.keys())
+        ]
+
+    def set_queue_paused(self, name: str, paused: bool) -> None:
+        self._execute(
+            "INSERT INTO queues (name, paused) VALUES (%s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+            (name, paused),
+        )
+        if not paused:
+            self._execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+
+    def set_queue_limit(self, name: str, max_running: int | None) -> None:
+        self._execute(
+            "INSERT INTO queues (name, max_running) VALUES (%s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running",
+            (name, max_running),
+        )
+        self._limits_read_at = float("-inf")
+
+    def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:
+        rows = self._read(
+            "SELECT floor(extract(epoch FROM finished_at) / 60)::bigint AS minute,"
+            " count(*) FILTER (WHERE error IS NULL), count(*) FILTER (WHERE error IS NOT NULL)"
+            " FROM attempts WHERE finished_at >= now() - %s * interval '1 second'"
+            " GROUP BY minute ORDER BY minute",
+            (float(since),),
+        )
+        return [
+            ThroughputBucket(datetime.fromtimestamp(minute * 60.0, UTC), ok, failed)
+            for minute, ok, failed in rows
+        ]
 
     def seconds_until_next_job(self, queues: Sequence[str] | None) -> float | None:
         queue_clause, params = "", []
@@ -564,4 +780,6 @@ def _job(row: Sequence[Any]) -> Job:
         output=row[16],
         locked_by=row[17],
         locked_at=_optional_utc(row[18]),
+        cwd=row[19],
+        env=json.loads(row[20]) if row[20] is not None else None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -15,16 +16,30 @@ from queuectl.core.clock import Clock, SystemClock
 from queuectl.core.errors import DuplicateJobId, StoreUnavailable
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
-from queuectl.store.base import AttemptRecord, JobFilter
+from queuectl.store.base import (
+    AttemptOutput,
+    AttemptRecord,
+    JobFilter,
+    QueueInfo,
+    ThroughputBucket,
+)
 
-SCHEMA_VERSION = 1  # the number of the newest file in migrations/sqlite
+SCHEMA_VERSION = 2  # the number of the newest file in migrations/sqlite
+DELETE_BATCH = 500  # jobs deleted per write transaction
+CANCELLED_WHILE_RUNNING = "cancelled while running"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before giving up
 CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle worker
 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
     " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
-    " output, locked_by, locked_at"
+    " output, locked_by, locked_at, cwd, env"
+)
+# A queue is closed to claims while paused or while it runs as many jobs as its limit.
+CLOSED_QUEUES = (
+    "SELECT name FROM queues WHERE paused OR (max_running IS NOT NULL AND max_running <="
+    " (SELECT count(*) FROM jobs AS running"
+    "  WHERE running.state = 'processing' AND running.queue = queues.name))"
 )
 WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
 
@@ -88,7 +103,7 @@ class SqliteStore:
             (version,) = self.conn.execute("PRAGMA user_version").fetchone()
             if version == SCHEMA_VERSION:
                 return
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            self._switch_to_wal()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
         from queuectl.store.migrate import migration_scripts, statements
@@ -105,6 +120,23 @@ class SqliteStore:
                     for statement in statements(script):
                         conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _switch_to_wal(self) -> None:
+        """WAL mode, which lets readers and one writer work at once. The switch cannot wait
+        on the busy timeout, and fails while another process creates the schema: retry."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                (mode,) = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                mode = None
+            if mode == "wal":
+                return
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(f"cannot switch to WAL mode (mode is {mode})")
+            time.sleep(0.02)
 
     def close(self) -> None:
         self.conn.close()
@@ -126,6 +158,8 @@ class SqliteStore:
                 now,
                 _ts(job.scheduled_at),
                 _ts(job.scheduled_at) if job.scheduled_at else now,
+                job.cwd,
+                json.dumps(job.env) if job.env is not None else None,
             )
             for job in jobs
         ]
@@ -133,8 +167,8 @@ class SqliteStore:
             with self._write() as conn:
                 conn.executemany(
                     "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
-                    " created_at, updated_at, scheduled_at, run_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, updated_at, scheduled_at, run_at, cwd, env)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
         except sqlite3.IntegrityError as exc:
@@ -156,14 +190,7 @@ class SqliteStore:
         return _job(rows[0]) if rows else None
 
     def list_jobs(self, job_filter: JobFilter) -> list[Job]:
-        where, params = [], []
-        if job_filter.states:
-            where.append(f"state IN ({','.join('?' * len(job_filter.states))})")
-            params += [state.value for state in job_filter.states]
-        if job_filter.queue is not None:
-            where.append("queue = ?")
-            params.append(job_filter.queue)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, params = self._where(job_filter)
         if job_filter.limit > 0:
             sql = (
                 f"SELECT * FROM (SELECT seq, {JOB_COLUMNS} FROM jobs {clause}"
@@ -173,9 +200,28 @@ class SqliteStore:
         sql = f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY seq"
         return [_job(row) for row in self._read(sql, params)]
 
-    def count_jobs_by_state(self) -> dict[JobState, int]:
+    def _where(self, job_filter: JobFilter) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if job_filter.states:
+            where.append(f"state IN ({','.join('?' * len(job_filter.states))})")
+            params += [state.value for state in job_filter.states]
+        if job_filter.queue is not None:
+            where.append("queue = ?")
+            params.append(job_filter.queue)
+        if job_filter.ids:
+            where.append(f"id IN ({','.join('?' * len(job_filter.ids))})")
+            params += job_filter.ids
+        if job_filter.updated_since is not None:
+            where.append("updated_at >= ?")
+            params.append(job_filter.updated_since.timestamp())
+        return (f"WHERE {' AND '.join(where)}" if where else ""), params
+
+    def count_jobs_by_state(self, job_filter: JobFilter | None = None) -> dict[JobState, int]:
+        clause, params = self._where(job_filter or JobFilter())
         counts = dict.fromkeys(JobState, 0)
-        for state, count in self._read("SELECT state, count(*) FROM jobs GROUP BY state"):
+        sql = f"SELECT state, count(*) FROM jobs {clause} GROUP BY state"
+        for state, count in self._read(sql, params):
             counts[JobState(state)] = count
         return counts
 
@@ -194,8 +240,10 @@ class SqliteStore:
         now = self._now()
         queue_clause, params = _queue_clause(queues)
         pick = (
-            "SELECT seq FROM jobs WHERE state IN ('pending', 'failed') AND run_at <= ?"
-            f"{queue_clause} ORDER BY priority DESC, run_at, seq LIMIT 1"
+            "SELECT seq FROM jobs INDEXED BY jobs_claimable"
+            " WHERE state IN ('pending', 'failed') AND run_at <= ?"
+            f"{queue_clause} AND queue NOT IN ({CLOSED_QUEUES})"
+            " ORDER BY priority DESC, run_at, seq LIMIT 1"
         )
         # A lock-free look first: idle workers then never queue up for the write lock.
         if not self._read(pick, [now, *params]):
@@ -268,14 +316,165 @@ class SqliteStore:
         return [_job(row) for row in rows]
 
     def requeue_dead(self, job_id: str) -> bool:
+        return self.requeue_job(job_id, (JobState.DEAD,))
+
+    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> bool:
         now = self._now()
+        marks = ",".join("?" * len(states))
         with self._write() as conn:
             cursor = conn.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
-                " locked_by = NULL, locked_at = NULL WHERE id = ? AND state = 'dead'",
-                (now, now, job_id),
+                f" locked_by = NULL, locked_at = NULL WHERE id = ? AND state IN ({marks})",
+                (now, now, job_id, *[state.value for state in states]),
             )
             return cursor.rowcount == 1
+
+    def requeue_all_dead(self, queue: str | None) -> int:
+        now = self._now()
+        queue_clause, params = _queue_clause([queue] if queue else None)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?"
+                f" WHERE state = 'dead'{queue_clause}",
+                (now, now, *params),
+            )
+            return cursor.rowcount
+
+    def cancel_job(self, job_id: str) -> Job | None:
+        now = self._now()
+        with self._write() as conn:
+            row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            job = _job(row)
+            if job.state not in (JobState.PENDING, JobState.FAILED, JobState.PROCESSING):
+                return None
+            running = job.state is JobState.PROCESSING
+            conn.execute(
+                "UPDATE jobs SET state = 'cancelled', updated_at = ?, locked_by = NULL,"
+                " locked_at = NULL, finished_at = CASE WHEN ? THEN ? ELSE finished_at END,"
+                " last_error = CASE WHEN ? THEN ? ELSE last_error END WHERE id = ?",
+                (now, running, now, running, CANCELLED_WHILE_RUNNING, job_id),
+            )
+            if running:
+                conn.execute(
+                    "UPDATE attempts SET finished_at = ?, error = ?"
+                    " WHERE job_id = ? AND attempt = ? AND finished_at IS NULL",
+                    (now, CANCELLED_WHILE_RUNNING, job_id, job.attempts),
+                )
+            return job
+
+    def delete_jobs(
+        self,
+        states: Sequence[JobState],
+        older_than: float,
+        *,
+        queue: str | None = None,
+        limit: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        cutoff = self._now() - older_than
+        marks = ",".join("?" * len(states))
+        queue_clause, queue_params = _queue_clause([queue] if queue else None)
+        where = f"state IN ({marks}) AND updated_at <= ?{queue_clause}"
+        params = [*[state.value for state in states], cutoff, *queue_params]
+        if dry_run:
+            (count,) = self._read(f"SELECT count(*) FROM jobs WHERE {where}", params)[0]
+            return min(int(count), limit) if limit is not None else int(count)
+        deleted = 0
+        # In batches, each its own short transaction: a big prune never holds the write
+        # lock for long, so workers keep claiming meanwhile.
+        while limit is None or deleted < limit:
+            batch = DELETE_BATCH if limit is None else min(DELETE_BATCH, limit - deleted)
+            with self._write() as conn:
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT id FROM jobs WHERE {where} ORDER BY seq LIMIT {batch}", params
+                    )
+                ]
+                if not ids:
+                    break
+                chunk = ",".join("?" * len(ids))
+                conn.execute(f"DELETE FROM attempts WHERE job_id IN ({chunk})", ids)
+                conn.execute(f"DELETE FROM jobs WHERE id IN ({chunk})", ids)
+            deleted += len(ids)
+        return deleted
+
+    def holds_claim(self, job: Job, worker_id: str) -> bool:
+        return bool(
+            self._read(
+                "SELECT 1 FROM jobs WHERE id = ? AND state = 'processing' AND locked_by = ?"
+                " AND attempts = ?",
+                (job.id, worker_id, job.attempts),
+            )
+        )
+
+    def save_output(self, job: Job, worker_id: str, output: str) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE attempts SET output = ? WHERE job_id = ? AND attempt = ?"
+                " AND worker_id = ? AND finished_at IS NULL",
+                (output, job.id, job.attempts, worker_id),
+            )
+            return cursor.rowcount == 1
+
+    def get_attempt_output(self, job_id: str, attempt: int | None) -> AttemptOutput | None:
+        which = "" if attempt is None else " AND attempt = ?"
+        params = (job_id,) if attempt is None else (job_id, attempt)
+        rows = self._read(
+            "SELECT attempt, worker_id, finished_at IS NOT NULL, output FROM attempts"
+            f" WHERE job_id = ?{which} ORDER BY seq DESC LIMIT 1",
+            params,
+        )
+        if not rows:
+            return None
+        number, worker_id, finished, output = rows[0]
+        return AttemptOutput(job_id, number, worker_id, bool(finished), output or "")
+
+    def list_queues(self) -> list[QueueInfo]:
+        counts: dict[str, dict[JobState, int]] = {}
+        for name, state, count in self._read(
+            "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
+        ):
+            counts.setdefault(name, dict.fromkeys(JobState, 0))[JobState(state)] = count
+        settings = {
+            row[0]: (bool(row[1]), row[2])
+            for row in self._read("SELECT name, paused, max_running FROM queues")
+        }
+        return [
+            QueueInfo(
+                name,
+                *settings.get(name, (False, None)),
+                counts.get(name, dict.fromkeys(JobState, 0)),
+            )
+            for name in sorted(counts.keys() | settings.keys())
+        ]
+
+    def set_queue_paused(self, name: str, paused: bool) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO queues (name, paused) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+                (name, paused),
+            )
+
+    def set_queue_limit(self, name: str, max_running: int | None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO queues (name, max_running) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running",
+                (name, max_running),
+            )
+
+    def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:
+        rows = self._read(
+            "SELECT CAST(finished_at / 60 AS INTEGER) AS minute, sum(error IS NULL),"
+            " sum(error IS NOT NULL) FROM attempts WHERE finished_at >= ?"
+            " GROUP BY minute ORDER BY minute",
+            (self._now() - since,),
+        )
+        return [ThroughputBucket(_dt(minute * 60.0), ok, failed) for minute, ok, failed in rows]
 
     def seconds_until_next_job(self, queues: Sequence[str] | None) -> float | None:
         queue_clause, params = _queue_clause(queues)
@@ -387,7 +586,8 @@ class SqliteStore:
 def _prepare_file(path: Path) -> None:
     """Create the folder (0700) and the database file (0600) before SQLite opens it."""
     if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
+        # exist_ok: several workers may create a new store at the same moment.
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
         os.chmod(path.parent, 0o700)
     if not path.exists():
         try:
@@ -437,6 +637,8 @@ def _job(row: Sequence[Any]) -> Job:
         output=row[16],
         locked_by=row[17],
         locked_at=_odt(row[18]),
+        cwd=row[19],
+        env=json.loads(row[20]) if row[20] is not None else None,
     )
 
 
@@ -462,4 +664,6 @@ def _new_job_row(job: NewJob, now: float) -> Job:
         output="",
         locked_by=None,
         locked_at=None,
+        cwd=job.cwd,
+        env=job.env,
     )

@@ -1,4 +1,5 @@
-"""The heartbeat thread: proves the worker alive, picks up stop requests, rescues others."""
+"""The heartbeat thread: proves the worker alive, guards its claim, saves live output,
+picks up stop requests, rescues other workers' jobs and applies retention."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ import time
 from collections.abc import Callable
 
 from queuectl.core.errors import QueuectlError
+from queuectl.core.models import Job
+from queuectl.core.settings import Settings
+from queuectl.runner import ShellRun
 from queuectl.service import QueueService
 
 log = logging.getLogger("queuectl.worker")
 
 MAX_HEARTBEAT_INTERVAL = 2.0  # seconds; SPEC: at least every lease-timeout / 3
+OUTPUT_SAVE_INTERVAL = 1.0  # seconds between saves of a running job's output
+RETENTION_INTERVAL = 60.0  # seconds between two retention steps
+RETENTION_BATCH = 500  # jobs one retention step may delete
+RETRY_AFTER_ERROR = 3.0  # seconds; the store could not be reached
+MAX_TICK = 0.5  # seconds; how soon a shortened lease-timeout is noticed
 
 
 class Heartbeat(threading.Thread):
@@ -23,38 +32,114 @@ class Heartbeat(threading.Thread):
         self,
         service: QueueService,
         worker_id: str,
-        current_job: Callable[[], str | None],
+        current: Callable[[], tuple[Job, ShellRun] | None],
         on_stop_request: Callable[[], None],
         status: Callable[[], str],
     ) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.service = service
         self.worker_id = worker_id
-        self.current_job = current_job
+        self.current = current
         self.on_stop_request = on_stop_request
         self.status = status
-        self.finished = threading.Event()
-        self._last_rescue = 0.0
+        self._wake = threading.Event()
+        self._finished = False
+        self._next = {
+            "beat": 0.0,
+            "output": 0.0,
+            "rescue": 0.0,
+            "retention": time.monotonic() + RETENTION_INTERVAL,
+        }
+        self._saved: tuple[str, str] | None = None  # (job id, output) last written
+        self._lease = float("inf")  # the lease-timeout the last beat was paced for
+
+    def wake(self) -> None:
+        """Beat now (another process just cancelled our job, say); signal-handler safe."""
+        self._wake.set()
+
+    def finish(self) -> None:
+        self._finished = True
+        self._wake.set()
 
     def run(self) -> None:
         try:
-            while not self.finished.is_set():
-                lease = self._beat()
-                self.finished.wait(min(lease / 3, MAX_HEARTBEAT_INTERVAL))
+            while not self._finished:
+                woken = self._wake.is_set()
+                self._wake.clear()
+                delay = self._tick(force_beat=woken)
+                self._wake.wait(delay)
         finally:
             self.service.store.close()
 
-    def _beat(self) -> float:
-        """One heartbeat and, every half lease, a rescue pass. Returns the lease timeout."""
+    def _tick(self, *, force_beat: bool) -> float:
+        """Do whatever is due; returns the seconds until something is due again."""
+        now = time.monotonic()
         try:
             current = self.service.settings()
-            if self.service.store.heartbeat(self.worker_id, self.current_job(), self.status()):
-                self.on_stop_request()
-            if time.monotonic() - self._last_rescue >= current.lease_timeout / 2:
-                self._last_rescue = time.monotonic()
-                for job in self.service.rescue_stale(current):
-                    log.warning("rescued job %s from %s (heartbeat stale)", job.id, job.locked_by)
+            # A shorter lease applies to this worker at once: beat now, or a rescuer using
+            # the new lease could take a live worker for a dead one.
+            if current.lease_timeout < self._lease:
+                force_beat = True
+            self._lease = current.lease_timeout
+            if force_beat or now >= self._next["beat"]:
+                self._beat()
+                self._next["beat"] = now + min(current.lease_timeout / 3, MAX_HEARTBEAT_INTERVAL)
+            if now >= self._next["output"]:
+                self._save_output()
+                self._next["output"] = now + OUTPUT_SAVE_INTERVAL
+            if now >= self._next["rescue"]:
+                self._rescue(current)
+                self._next["rescue"] = now + current.lease_timeout / 2
+            if now >= self._next["retention"]:
+                self.service.prune_by_retention(current, RETENTION_BATCH)
+                self._next["retention"] = now + RETENTION_INTERVAL
         except QueuectlError as exc:
-            log.warning("heartbeat failed: %s", exc.message)
-            return 3.0
-        return current.lease_timeout
+            log.warning("%s: heartbeat failed: %s", self.worker_id, exc.message)
+            self._next["beat"] = now + RETRY_AFTER_ERROR
+            return RETRY_AFTER_ERROR
+        return max(0.01, min(MAX_TICK, min(self._next.values()) - time.monotonic()))
+
+    def _beat(self) -> None:
+        store = self.service.store
+        if store.heartbeat(self.worker_id, self._current_job_id(), self.status()):
+            self.on_stop_request()
+        running = self.current()
+        if running is not None and not store.holds_claim(running[0], self.worker_id):
+            self._lost(*running)
+
+    def _save_output(self) -> None:
+        running = self.current()
+        if running is None:
+            return
+        job, run = running
+        output = run.output_so_far()
+        if self._saved == (job.id, output) or (not output and self._saved is None):
+            return
+        if self.service.store.save_output(job, self.worker_id, output):
+            self._saved = (job.id, output)
+        elif not self.service.store.holds_claim(job, self.worker_id):
+            self._lost(job, run)
+
+    def _lost(self, job: Job, run: ShellRun) -> None:
+        """The claim is gone (cancelled, or rescued from a worker thought dead): the run
+        must not go on, and its result will not be recorded (finish is fenced)."""
+        if run.kill_reason is None:
+            log.warning(
+                "%s: job %s was cancelled or taken from this worker; killing it",
+                self.worker_id,
+                job.id,
+            )
+            run.kill("the job was cancelled or taken from this worker")
+
+    def _rescue(self, current: Settings) -> None:
+        for job in self.service.rescue_stale(current):
+            log.warning(
+                "%s: rescued job %s from %s (heartbeat stale)",
+                self.worker_id,
+                job.id,
+                job.locked_by,
+            )
+
+    def _current_job_id(self) -> str | None:
+        running = self.current()
+        return running[0].id if running else None

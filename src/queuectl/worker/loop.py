@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from queuectl.core import lifecycle
-from queuectl.core.errors import QueuectlError
+from queuectl.core.errors import QueuectlError, StoreUnavailable
 from queuectl.core.ids import new_worker_id
 from queuectl.core.models import Job
 from queuectl.core.settings import Settings
@@ -24,6 +24,7 @@ from queuectl.worker.heartbeat import Heartbeat
 
 log = logging.getLogger("queuectl.worker")
 
+FINISH_RETRY_FOR = 300.0  # seconds a worker keeps trying to record a finished job
 SETTINGS_MAX_AGE = 1.0  # seconds a worker trusts its copy of the config
 IDLE_SLICE = 0.1  # seconds; an idle worker checks its stop flag at least this often
 SIGNAL_DEDUPE_WINDOW = 1.0  # seconds; signals closer than this count as one request
@@ -48,6 +49,7 @@ class Worker:
         self._last_signal = 0.0
         self._current: tuple[Job, ShellRun] | None = None
         self._settings: Settings | None = None
+        self._heartbeat: Heartbeat | None = None
         self._settings_read_at = 0.0
 
     # -- stopping ---------------------------------------------------------------------
@@ -73,6 +75,8 @@ class Worker:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGINT, self.handle_signal)
         signal.signal(signal.SIGTERM, self.handle_signal)
+        # Sent by `cancel` on this host: check the claim now instead of at the next beat.
+        signal.signal(signal.SIGUSR1, self.wake_heartbeat)
 
     # -- running ----------------------------------------------------------------------
 
@@ -85,17 +89,18 @@ class Worker:
         heartbeat = Heartbeat(
             QueueService(open_store(self.target, durable=False)),
             self.id,
-            self._current_job_id,
+            lambda: self._current,
             self.request_stop,
             self._status,
         )
+        self._heartbeat = heartbeat
         heartbeat.start()
         log.info("%s started (pid %d)", self.id, os.getpid())
         try:
             service.rescue_stale()
             self._serve(service)
         finally:
-            heartbeat.finished.set()
+            heartbeat.finish()
             heartbeat.join(timeout=5)
             try:
                 store.deregister_worker(self.id)
@@ -108,13 +113,18 @@ class Worker:
         store = service.store
         while not self.stopping.is_set():
             current = self._fresh_settings(service)
-            job = store.claim_job(self.id, self.queues)
-            if job is not None:
-                self._run_job(service, job, current)
-                continue
-            if self.burst:
-                return
-            self._idle(service, current)
+            try:
+                job = store.claim_job(self.id, self.queues)
+                if job is not None:
+                    self._run_job(service, job, current)
+                    continue
+                if self.burst:
+                    return
+                self._idle(service, current)
+            except StoreUnavailable as exc:
+                # A database restart, a full disk: keep the worker, try again shortly.
+                log.warning("%s: %s; retrying in %gs", self.id, exc.message, current.poll_interval)
+                self.stopping.wait(current.poll_interval)
 
     def _idle(self, service: QueueService, current: Settings) -> None:
         """Sleep until a job may be due: woken early by a change to the store."""
@@ -129,12 +139,14 @@ class Worker:
                 return
 
     def _run_job(self, service: QueueService, job: Job, current: Settings) -> None:
-        env = dict(os.environ, QUEUECTL_JOB_ID=job.id, QUEUECTL_ATTEMPT=str(job.attempts))
+        env = dict(os.environ, **(job.env or {}))
+        env.update(QUEUECTL_JOB_ID=job.id, QUEUECTL_ATTEMPT=str(job.attempts))
         run = ShellRun(
             job.command,
             timeout=job.timeout,
             output_limit=current.output_limit,
             env=env,
+            cwd=job.cwd,
             reap_orphans=True,
         )
         self._current = (job, run)
@@ -149,8 +161,12 @@ class Worker:
         if run.kill_reason is not None and outcome.last_error is not None:
             outcome = lifecycle.Outcome(outcome.state, outcome.retry_delay, run.kill_reason)
         record = AttemptRecord(exit_code=result.exit_code, output=result.output)
-        if not service.store.finish_attempt(job, self.id, outcome, record):
-            log.warning("%s: job %s was taken from this worker; result dropped", self.id, job.id)
+        if not self._finish(service, job, outcome, record):
+            log.warning(
+                "%s: job %s was cancelled or taken from this worker; result dropped",
+                self.id,
+                job.id,
+            )
             return
         log.info(
             "%s: job %s %s%s (%.2fs)",
@@ -161,16 +177,33 @@ class Worker:
             result.duration,
         )
 
+    def _finish(
+        self, service: QueueService, job: Job, outcome: lifecycle.Outcome, record: AttemptRecord
+    ) -> bool:
+        """Record the attempt, retrying while the store is unreachable: a result that was
+        paid for is worth waiting for (until the lease is rescued, when the guard fails)."""
+        delay = 0.1
+        deadline = time.monotonic() + FINISH_RETRY_FOR
+        while True:
+            try:
+                return service.store.finish_attempt(job, self.id, outcome, record)
+            except StoreUnavailable as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("%s: cannot record job %s yet: %s", self.id, job.id, exc.message)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def wake_heartbeat(self, signum: int, frame: FrameType | None) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.wake()
+
     def _fresh_settings(self, service: QueueService) -> Settings:
         now = time.monotonic()
         if self._settings is None or now - self._settings_read_at > SETTINGS_MAX_AGE:
             self._settings = service.settings()
             self._settings_read_at = now
         return self._settings
-
-    def _current_job_id(self) -> str | None:
-        current = self._current
-        return current[0].id if current else None
 
     def _status(self) -> str:
         return "stopping" if self.stopping.is_set() else "running"

@@ -35,7 +35,7 @@ def start_workers(target: str | None, count: int, queues: Sequence[str] | None, 
     signal.signal(signal.SIGTERM, forward)
     sys.stdout.flush()
     sys.stderr.flush()
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    stop_signals = {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1}
     for _ in range(count):
         # Blocked across the fork, so that the child sees no signal before its own handlers.
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)

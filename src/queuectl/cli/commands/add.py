@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -42,6 +43,16 @@ def register(subparsers: Subparsers) -> None:
         metavar="S",
         help="seconds a run may take (default: config job-timeout); 90, 30s or 5m",
     )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cwd", metavar="DIR", help="run in this directory")
+    where.add_argument("--here", action="store_true", help="run in the current directory")
+    parser.add_argument(
+        "--env",
+        action="append",
+        metavar="K=V",
+        default=[],
+        help="add an environment variable (repeat for several)",
+    )
     add_json_flag(parser)
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
@@ -58,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from queuectl.core.models import NewJob
 
     command = words[0] if len(words) == 1 else shlex.join(words)
+    cwd = os.getcwd() if args.here else args.cwd
     service = open_service(args)
     defaults = service.settings()
     scheduled_at = None
@@ -81,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             else defaults.job_timeout
         ),
         scheduled_at=scheduled_at,
+        cwd=spec.check_cwd(os.path.abspath(cwd)) if cwd is not None else None,
+        env=spec.check_env(_env_pairs(args.env)) if args.env else None,
     )
     (created,) = service.enqueue([job])
     if args.json:
@@ -88,3 +102,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"{created.id}\n")
     return 0
+
+
+def _env_pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--env {item!r}: expected NAME=VALUE")
+        pairs[name] = value
+    return pairs

@@ -28,13 +28,15 @@ def register(subparsers: Subparsers) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from queuectl.core.settings import CONFIG_KEYS
 
-    items = open_service(args).config_items()
+    service = open_service(args)
     if args.json:
-        print_json({key: _json_number(value) for key, value in items})
-    else:
-        width = max(len(key) for key, _ in items) + 2
-        for key, value in items:
-            print(f"{key:<{width}}{value}   # {CONFIG_KEYS[key].help}")
+        print_json(service.config_values())
+        return 0
+    items = service.config_items()
+    width = max(len(key) for key, _ in items) + 2
+    value_width = max(len(value) for _, value in items) + 2
+    for key, value in items:
+        print(f"{key:<{width}}{value:<{value_width}}# {CONFIG_KEYS[key].help}")
     return 0
 
 
@@ -47,8 +49,3 @@ def run_set(args: argparse.Namespace) -> int:
     value = open_service(args).config_set(args.key, args.value)
     print(f"{args.key} = {value}")
     return 0
-
-
-def _json_number(text: str) -> int | float:
-    number = float(text)
-    return int(number) if number.is_integer() else number

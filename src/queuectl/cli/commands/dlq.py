@@ -1,23 +1,36 @@
-"""`queuectl dlq list` and `queuectl dlq retry ID`: the dead-letter queue."""
+"""`queuectl dlq list|retry|purge`: the dead-letter queue."""
 
 from __future__ import annotations
 
 import argparse
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.cli.context import add_json_flag, confirm, open_service, print_json
+from queuectl.core.errors import UsageError
 
 
 def register(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser("dlq", help="the dead-letter queue: list, retry")
+    parser = subparsers.add_parser("dlq", help="the dead-letter queue: list, retry, purge")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     listing = commands.add_parser("list", help="jobs that exhausted their attempts")
     add_json_flag(listing)
     listing.set_defaults(handler=run_list)
-    retry = commands.add_parser("retry", help="move a dead job back to pending, attempts reset")
-    retry.add_argument("id", metavar="ID")
+    retry = commands.add_parser(
+        "retry", help="move a dead job (or, with --all, every one) back to pending"
+    )
+    retry.add_argument("id", metavar="ID", nargs="?")
+    retry.add_argument("--all", action="store_true", help="every job in the DLQ")
+    retry.add_argument("--queue", metavar="Q", help="with --all: only this queue's jobs")
     add_json_flag(retry)
     retry.set_defaults(handler=run_retry)
+    purge = commands.add_parser("purge", help="delete jobs in the DLQ, with their history")
+    purge.add_argument(
+        "--older-than", metavar="AGE", help="only jobs dead for at least this long (30m, 12h, 7d)"
+    )
+    purge.add_argument("--queue", metavar="Q", help="only this queue's jobs")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_json_flag(purge)
+    purge.set_defaults(handler=run_purge)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -36,9 +49,48 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_retry(args: argparse.Namespace) -> int:
+    if args.all == (args.id is not None):
+        raise UsageError("give either a job ID or --all")
+    if args.queue is not None and not args.all:
+        raise UsageError("--queue goes with --all")
+    if args.all:
+        count = open_service(args).retry_all_dead(_queue(args.queue))
+        if args.json:
+            print_json({"retried": count})
+        else:
+            print(f"Moved {count} job{'' if count == 1 else 's'} from the DLQ to pending.")
+        return 0
     job = open_service(args).retry_dead(args.id)
     if args.json:
         print_json(job.to_json())
     else:
         print(f"Job {job.id} moved from the DLQ to pending (attempts reset to 0).")
     return 0
+
+
+def run_purge(args: argparse.Namespace) -> int:
+    from queuectl.core.spec import parse_duration
+
+    older_than = parse_duration(args.older_than) if args.older_than is not None else None
+    queue = _queue(args.queue)
+    service = open_service(args)
+    if not args.yes:
+        from queuectl.core.states import JobState
+        from queuectl.store.base import JobFilter
+
+        count = service.count_jobs(JobFilter(states=(JobState.DEAD,), queue=queue))[JobState.DEAD]
+        if count and not confirm(f"Delete up to {count} dead job{'' if count == 1 else 's'}?"):
+            print("Nothing deleted.")
+            return 0
+    deleted = service.purge_dead(older_than, queue)
+    if args.json:
+        print_json({"deleted": deleted})
+    else:
+        print(f"Deleted {deleted} job{'' if deleted == 1 else 's'} from the DLQ.")
+    return 0
+
+
+def _queue(name: str | None) -> str | None:
+    from queuectl.core.spec import check_queue
+
+    return check_queue(name) if name is not None else None

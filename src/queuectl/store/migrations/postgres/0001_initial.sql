@@ -1,7 +1,8 @@
 -- Times are timestamptz and always come from the server's now(), never a client's clock,
 -- so workers on machines with skewed clocks still agree on leases and run_at.
 
--- One row per applied migration; the schema version is max(version).
+-- All tables live in the schema `queuectl` (the connection's search_path), apart from the
+-- application's own. One row per applied migration; the schema version is max(version).
 CREATE TABLE queuectl_schema (
     version    integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()

@@ -1,0 +1,75 @@
+"""`queuectl logs ID [--attempt N] [-f]`: a job's output, followed live while it runs."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+
+from queuectl.cli.commands import Subparsers
+from queuectl.cli.context import open_service
+from queuectl.core.errors import WrongState
+
+FOLLOW_POLL = 0.5  # seconds between two reads of a running job's output
+ANCHOR = 200  # characters used to find where new output starts once the kept tail slides
+# CSI sequences (colours, cursor moves) and OSC sequences (titles, links).
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "logs",
+        help="print a job's output (-f follows it live)",
+        description="Print the output of a job's latest attempt, or of attempt N. With -f, "
+        "follow it until the attempt finishes. Colour codes are kept on a "
+        "terminal and stripped elsewhere, unless --raw.",
+    )
+    parser.add_argument("id", metavar="ID")
+    parser.add_argument("--attempt", type=int, metavar="N", help="that attempt (1 = the first)")
+    parser.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new output until the attempt finishes",
+    )
+    parser.add_argument("--raw", action="store_true", help="keep ANSI escape sequences")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    service = open_service(args)
+    keep_escapes = args.raw or sys.stdout.isatty()
+
+    def write(text: str) -> None:
+        sys.stdout.write(text if keep_escapes else ANSI_ESCAPE.sub("", text))
+        sys.stdout.flush()
+
+    while True:
+        try:
+            shown = service.job_output(args.id, args.attempt)
+            break
+        except WrongState:
+            if not args.follow:  # not run yet: with -f, wait for it to start
+                raise
+            time.sleep(FOLLOW_POLL)
+    write(shown.output)
+    printed = shown.output
+    while args.follow and not shown.finished:
+        time.sleep(FOLLOW_POLL)
+        shown = service.job_output(args.id, shown.attempt)
+        write(_new_part(printed, shown.output))
+        printed = shown.output
+    if printed and not printed.endswith("\n") and sys.stdout.isatty():
+        sys.stdout.write("\n")
+    return 0
+
+
+def _new_part(before: str, now: str) -> str:
+    """What `now` adds to `before`; only the tail of the output is kept, so once it slides,
+    find where the old text ends by its last characters."""
+    if now.startswith(before):
+        return now[len(before) :]
+    anchor = before[-ANCHOR:]
+    at = now.rfind(anchor) if anchor else -1
+    return now[at + len(anchor) :] if at >= 0 else now

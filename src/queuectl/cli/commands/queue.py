@@ -1,0 +1,90 @@
+"""`queuectl queue list|pause|resume|limit`: named queues and their controls."""
+
+from __future__ import annotations
+
+import argparse
+
+from queuectl.cli.commands import Subparsers
+from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.core.errors import UsageError
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("queue", help="queues: list, pause, resume, limit")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    listing = commands.add_parser("list", help="every queue with its counts, pause and limit")
+    add_json_flag(listing)
+    listing.set_defaults(handler=run_list)
+    pause = commands.add_parser("pause", help="start nothing new from a queue")
+    pause.add_argument("name", metavar="Q")
+    pause.set_defaults(handler=run_pause, paused=True)
+    resume = commands.add_parser("resume", help="let a paused queue's jobs start again")
+    resume.add_argument("name", metavar="Q")
+    resume.set_defaults(handler=run_pause, paused=False)
+    limit = commands.add_parser(
+        "limit", help="run at most N jobs of a queue at once, across all workers and hosts"
+    )
+    limit.add_argument("name", metavar="Q")
+    limit.add_argument("limit", metavar="N", help="a number, or `none` to remove the limit")
+    limit.set_defaults(handler=run_limit)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from queuectl.core.states import JobState
+
+    queues = open_service(args).list_queues()
+    if args.json:
+        print_json(
+            [
+                {
+                    "name": queue.name,
+                    "paused": queue.paused,
+                    "limit": queue.max_running,
+                    "jobs": {state.value: queue.counts[state] for state in JobState},
+                }
+                for queue in queues
+            ]
+        )
+        return 0
+    if not queues:
+        print("No queues yet.")
+        return 0
+    from rich import box
+    from rich.table import Table
+
+    from queuectl.cli.render import console
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("QUEUE", "PAUSED", "LIMIT", *(state.value.upper() for state in JobState)):
+        table.add_column(name, no_wrap=True, justify="left" if name == "QUEUE" else "right")
+    for queue in queues:
+        table.add_row(
+            queue.name,
+            "yes" if queue.paused else "no",
+            "-" if queue.max_running is None else str(queue.max_running),
+            *(str(queue.counts[state]) for state in JobState),
+        )
+    console().print(table, markup=False)
+    return 0
+
+
+def run_pause(args: argparse.Namespace) -> int:
+    open_service(args).pause_queue(args.name, args.paused)
+    print(f"Queue {args.name} {'paused' if args.paused else 'resumed'}.")
+    return 0
+
+
+def run_limit(args: argparse.Namespace) -> int:
+    if args.limit.lower() == "none":
+        limit = None
+    else:
+        try:
+            limit = int(args.limit)
+        except ValueError:
+            raise UsageError(f"invalid limit {args.limit!r}: a number >= 0, or none") from None
+    open_service(args).limit_queue(args.name, limit)
+    print(
+        f"Queue {args.name}: "
+        + ("no limit." if limit is None else f"at most {limit} running at once.")
+    )
+    return 0

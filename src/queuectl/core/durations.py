@@ -1,0 +1,27 @@
+"""Durations as people type them: 30s, 15m, 2h, 7d, 1w, 250ms, or bare seconds."""
+
+from __future__ import annotations
+
+import re
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LARGEST_FIRST = (("d", 86400), ("h", 3600), ("m", 60))  # weeks read, never written
+
+
+def parse_seconds(text: str) -> float | None:
+    """Seconds, or None when `text` is not a duration."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        return None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def format_seconds(seconds: float) -> str:
+    """The shortest exact form: 604800 -> 7d, 5400 -> 90m, 90 -> 90s, 0 -> 0."""
+    if seconds == 0:
+        return "0"
+    for unit, size in _LARGEST_FIRST:
+        if seconds >= size and float(seconds / size).is_integer():
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds:g}s"

@@ -1,0 +1,150 @@
+"""The shapes of the API's JSON, for /openapi.json.
+
+Handlers build their JSON with the same `to_json()` as `--json` on the command line; these
+models only describe it (and the API tests check that the two agree).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from queuectl.core.ids import VALID_JOB_ID
+from queuectl.core.models import JobState
+from queuectl.core.spec import INT32_MAX, INT32_MIN, MAX_RETRIES_LIMIT, VALID_QUEUE
+
+Timestamp = str  # RFC 3339 in UTC with milliseconds and a trailing Z
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what is wrong, one line")
+
+
+class Attempt(BaseModel):
+    attempt: int
+    worker_id: str | None
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    exit_code: int | None
+    error: str | None
+
+
+class JobSummary(BaseModel):
+    """A job as listed: every field but `output`, which can be large."""
+
+    id: str
+    command: str
+    state: JobState
+    queue: str
+    priority: int
+    attempts: int
+    max_retries: int
+    timeout: float
+    created_at: Timestamp
+    updated_at: Timestamp
+    scheduled_at: Timestamp | None
+    run_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    exit_code: int | None
+    last_error: str | None
+    locked_by: str | None
+    locked_at: Timestamp | None
+    cwd: str | None
+    env: dict[str, str] | None
+
+
+class Job(JobSummary):
+    output: str = Field(description="output of the latest attempt (live while it runs)")
+
+
+class JobDetail(Job):
+    history: list[Attempt]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobSummary] = Field(description="newest first")
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="offset of the next (older) page; null: none")
+    now: Timestamp
+
+
+class Worker(BaseModel):
+    id: str
+    host: str
+    pid: int
+    status: str
+    started_at: Timestamp
+    last_heartbeat: Timestamp
+    current_job_id: str | None
+    queues: list[str] | None
+
+
+class Status(BaseModel):
+    jobs: dict[str, int] = Field(description="`total` and a count per state")
+    workers: list[Worker] = Field(description="the active workers")
+    now: Timestamp
+
+
+class Minute(BaseModel):
+    start: Timestamp
+    completed: int
+    failed: int
+
+
+class Throughput(BaseModel):
+    minutes: list[Minute] = Field(description="finished attempts per minute, oldest first")
+
+
+class Queue(BaseModel):
+    name: str
+    paused: bool
+    max_running: int | None
+    counts: dict[str, int]
+
+
+class Retried(BaseModel):
+    retried: int
+
+
+class Purged(BaseModel):
+    purged: int
+
+
+class Health(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+# The body of POST /api/jobs, as JSON Schema: the handler validates it exactly as
+# `queuectl enqueue` does, so that the messages are the same.
+ENQUEUE_BODY: dict[str, Any] = {
+    "description": "the same JSON object as `queuectl enqueue` takes",
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["command"],
+                "additionalProperties": False,
+                "properties": {
+                    "command": {"type": "string", "minLength": 1},
+                    "id": {"type": "string", "pattern": f"^{VALID_JOB_ID.pattern}$"},
+                    "queue": {"type": "string", "pattern": f"^{VALID_QUEUE.pattern}$"},
+                    "priority": {"type": "integer", "minimum": INT32_MIN, "maximum": INT32_MAX},
+                    "max_retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES_LIMIT},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0},
+                    "scheduled_at": {"type": ["string", "null"], "description": "ISO 8601"},
+                    "cwd": {"type": ["string", "null"]},
+                    "env": {
+                        "type": ["object", "null"],
+                        "additionalProperties": {"type": "string"},
+                    },
+                },
+            },
+            "example": {"command": "make report", "queue": "default", "max_retries": 3},
+        }
+    },
+}
