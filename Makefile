@@ -9,6 +9,7 @@ $(BIN)/queuectl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q src  # an editable install compiles nothing by itself
 	@touch $(BIN)/queuectl
 
 venv: $(BIN)/queuectl

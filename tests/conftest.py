@@ -46,6 +46,8 @@ class Queuectl:
         self.target = target
         self.env = dict(os.environ, QUEUECTL_HOME=str(home), QUEUECTL_DB=target)
         self.env.pop("COLUMNS", None)
+        # Let every `queuectl` the tests start reuse compiled modules, as installs do.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.workers: list[subprocess.Popen[str]] = []
 
     def argv(self, *args: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import selectors
@@ -46,11 +47,14 @@ class ShellRun:
         self.pid: int | None = None
         self._output = bytearray()
 
-    def output_so_far(self) -> str:
+    def output_so_far(self, *, final: bool = False) -> str:
         """The kept tail of the output, decoded; safe to call from another thread (each
-        bytearray operation is atomic under the GIL)."""
+        bytearray operation is atomic under the GIL). Until `final`, a multi-byte character
+        still being written is left out rather than shown as U+FFFD: each save of a running
+        job's output then only grows, which `logs -f` relies on."""
         tail = bytes(self._output[-self.output_limit :]) if self.output_limit else b""
-        return tail.decode("utf-8", errors="replace")
+        text, _ = codecs.utf_8_decode(tail, "replace", final)
+        return text
 
     def _spawn_error(self, exc: OSError) -> str:
         if self.cwd is not None and not os.path.isdir(self.cwd):
@@ -88,7 +92,7 @@ class ShellRun:
         output = self._output
         timed_out = self._pump(proc, output, started + self.timeout)
         returncode = proc.wait()
-        text = self.output_so_far()
+        text = self.output_so_far(final=True)
         duration = time.monotonic() - started
         if returncode < 0:
             return RunResult(

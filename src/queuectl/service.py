@@ -94,24 +94,30 @@ class QueueService:
     # -- changing jobs ----------------------------------------------------------------
 
     def retry_dead(self, job_id: str) -> Job:
-        """A dead job back to pending with attempts reset (`dlq retry`)."""
-        if not is_valid_job_id(job_id) or not self.store.requeue_dead(job_id):
+        """A dead job back to pending with attempts reset (`dlq retry`); returns it as the
+        retry left it, even if a worker has claimed it since."""
+        requeued = (
+            self.store.requeue_job(job_id, (JobState.DEAD,)) if is_valid_job_id(job_id) else None
+        )
+        if requeued is None:
             job = self.get_job(job_id)
             raise WrongState(
                 f"job {job_id!r} is {job.state.value}, not dead: "
                 "only jobs in the DLQ can be retried"
             )
-        return self.get_job(job_id)
+        return requeued
 
     def retry(self, job_id: str) -> Job:
-        """A dead or cancelled job back to pending with attempts reset (`retry`)."""
+        """A dead or cancelled job back to pending with attempts reset (`retry`); returns it
+        as the retry left it, even if a worker has claimed it since."""
         retryable = (JobState.DEAD, JobState.CANCELLED)
-        if not is_valid_job_id(job_id) or not self.store.requeue_job(job_id, retryable):
+        requeued = self.store.requeue_job(job_id, retryable) if is_valid_job_id(job_id) else None
+        if requeued is None:
             job = self.get_job(job_id)
             raise WrongState(
                 f"job {job_id!r} is {job.state.value}: only dead or cancelled jobs can be retried"
             )
-        return self.get_job(job_id)
+        return requeued
 
     def retry_all_dead(self, queue: str | None = None) -> int:
         """Every job in the DLQ (of one queue) back to pending; returns how many."""
@@ -181,6 +187,8 @@ class QueueService:
         job = self.get_job(job_id)
         found = self.store.get_attempt_output(job.id, attempt)
         if found is None:
+            if attempt is None and job.state in FINISHED_STATES:
+                raise WrongState(f"job {job_id!r} is {job.state.value} and never ran")
             if attempt is None:
                 raise WrongState(f"job {job_id!r} has not run yet")
             raise JobNotFound(f"job {job_id!r} has no attempt {attempt}")

@@ -20,7 +20,7 @@ from queuectl.core.models import Job, JobState, NewJob
 from queuectl.core.settings import Settings
 from queuectl.service import QueueService
 from queuectl.store import open_store
-from queuectl.store.base import AttemptRecord, JobFilter, Store
+from queuectl.store.base import AttemptOutput, AttemptRecord, JobFilter, QueueInfo, Store
 from tests import pgtools
 from tests.conftest import wait_until
 
@@ -674,3 +674,308 @@ def _empty_target(backend: str, tmp_path: Path) -> Iterator[str]:
     else:
         with pgtools.fresh_database(migrated=False) as url:
             yield url
+
+
+# -- cancel ------------------------------------------------------------------------------
+
+
+def test_cancel_job_pending_or_failed_becomes_cancelled(store: Store) -> None:
+    insert(store, "failing", "waiting")
+    assert finish(store, claim(store), JobState.FAILED, delay=60.0, error="boom", exit_code=1)
+    before = {job_id: store.get_job(job_id) for job_id in ("waiting", "failing")}
+    for job_id, job in before.items():
+        assert store.cancel_job(job_id) == job  # as it was: the caller learns what it stopped
+        cancelled = store.get_job(job_id)
+        assert cancelled is not None
+        assert (cancelled.state, cancelled.locked_by) == (JobState.CANCELLED, None)
+    failed = store.get_job("failing")
+    assert failed is not None
+    assert (failed.last_error, failed.attempts) == ("boom", 1)  # why it failed stays visible
+    assert store.claim_job("w1", None) is None  # a cancelled job is never claimed
+    assert store.seconds_until_next_job(None) is None
+
+
+def test_cancel_job_processing_ends_the_claim_and_the_attempt(store: Store) -> None:
+    store.register_worker("w1", "host", 1, None)
+    insert(store, "running")
+    job = claim(store, "w1")
+    assert store.holds_claim(job, "w1")
+    was = store.cancel_job("running")
+    assert was is not None
+    assert (was.state, was.locked_by) == (JobState.PROCESSING, "w1")
+    assert not store.holds_claim(job, "w1")
+    assert not store.save_output(job, "w1", "late output")
+    assert not finish(store, job)  # the worker's result is refused
+    cancelled = store.get_job("running")
+    assert cancelled is not None
+    assert (cancelled.state, cancelled.locked_by, cancelled.locked_at) == (
+        JobState.CANCELLED,
+        None,
+        None,
+    )
+    assert cancelled.last_error == "cancelled while running"
+    assert cancelled.finished_at is not None
+    (attempt,) = store.list_attempts("running")
+    assert (attempt.error, attempt.exit_code) == ("cancelled while running", None)
+    assert attempt.finished_at is not None
+    # The worker is idle again, not shown busy with a job that is over.
+    assert [w.current_job_id for w in store.list_workers(30)] == [None]
+    assert store.find_stale_jobs(0) == []
+
+
+def test_cancel_job_refuses_finished_or_unknown_jobs(store: Store) -> None:
+    insert(store, "done", "buried", "gone")
+    finish(store, claim(store))
+    finish(store, claim(store), JobState.DEAD, error="boom", exit_code=1)
+    store.cancel_job("gone")
+    jobs = {job_id: store.get_job(job_id) for job_id in ("done", "buried", "gone")}
+    for job_id, job in jobs.items():
+        assert store.cancel_job(job_id) is None
+        assert store.get_job(job_id) == job
+    assert store.cancel_job("missing") is None
+
+
+# -- requeue -----------------------------------------------------------------------------
+
+
+def test_requeue_job_moves_only_jobs_in_the_given_states(store: Store) -> None:
+    insert(store, "cancelled", "pending")
+    store.cancel_job("cancelled")
+    states = (JobState.DEAD, JobState.CANCELLED)
+    pending = store.get_job("pending")
+    assert store.requeue_job("pending", states) is None
+    assert store.get_job("pending") == pending
+    assert store.requeue_job("missing", states) is None
+    assert store.requeue_job("cancelled", (JobState.DEAD,)) is None
+    again = store.requeue_job("cancelled", states)
+    assert again == store.get_job("cancelled")  # the job as the requeue left it
+    assert again is not None
+    assert (again.state, again.attempts, again.locked_by) == (JobState.PENDING, 0, None)
+    assert close_to(again.run_at, store.now())
+    assert store.requeue_job("cancelled", states) is None
+
+
+def test_requeue_job_of_a_job_cancelled_while_running_starts_afresh(store: Store) -> None:
+    insert(store, "job")
+    first = claim(store, "w1")
+    store.cancel_job("job")
+    assert store.requeue_job("job", (JobState.CANCELLED,)) is not None
+    second = claim(store, "w2")
+    assert (second.attempts, second.locked_by) == (1, "w2")
+    # The first worker's claim on the same attempt number stays dead: a new claim is new.
+    assert not store.holds_claim(first, "w1")
+    assert not finish(store, first, worker_id="w1")
+    assert store.holds_claim(second, "w2")
+    assert [(a.attempt, a.worker_id) for a in store.list_attempts("job")] == [(1, "w1"), (1, "w2")]
+
+
+def test_requeue_all_dead_moves_every_dead_job_of_a_queue(store: Store) -> None:
+    insert(store, "a1", "a2", queue="a")
+    insert(store, "b1", queue="b")
+    insert(store, "a-ok", queue="a")
+    for _ in range(3):
+        finish(store, claim(store), JobState.DEAD, error="boom", exit_code=1)
+    finish(store, claim(store))
+    assert store.requeue_all_dead("a") == 2
+    assert store.requeue_all_dead("a") == 0
+    counts = store.count_jobs_by_state(JobFilter(queue="a"))
+    assert (counts[JobState.PENDING], counts[JobState.COMPLETED]) == (2, 1)
+    assert store.requeue_all_dead(None) == 1
+    assert store.count_jobs_by_state()[JobState.DEAD] == 0
+    job = store.get_job("b1")
+    assert job is not None
+    assert (job.state, job.attempts) == (JobState.PENDING, 0)
+
+
+# -- delete ------------------------------------------------------------------------------
+
+
+def test_delete_jobs_by_state_age_and_queue_with_their_history(store: Store) -> None:
+    insert(store, "done", "buried", "waiting")
+    insert(store, "other", queue="other")
+    finish(store, claim(store), output="kept until deleted")
+    finish(store, claim(store), JobState.DEAD, error="boom", exit_code=1)
+    store.cancel_job("waiting")
+    finish(store, claim(store), JobState.DEAD, error="boom", exit_code=1)  # other
+    finished = (JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED)
+    assert store.delete_jobs(finished, 3600) == 0  # none is an hour old
+    assert store.delete_jobs(finished, 0, dry_run=True) == 4
+    assert store.delete_jobs(finished, 0, dry_run=True, limit=3) == 3
+    assert len(store.list_jobs(JobFilter(limit=0))) == 4
+    assert store.delete_jobs((JobState.DEAD,), 0, queue="other") == 1
+    assert store.delete_jobs((JobState.COMPLETED,), 0) == 1
+    assert ids(store.list_jobs(JobFilter(limit=0))) == ["buried", "waiting"]
+    assert store.list_attempts("done") == []
+    assert store.get_attempt_output("done", None) is None
+    insert(store, "done")  # the id is free again, and its history clean
+    assert store.list_attempts("done") == []
+
+
+def test_delete_jobs_limit_bounds_one_call(store: Store) -> None:
+    insert(store, *[f"j{n}" for n in range(5)])
+    for _ in range(5):
+        finish(store, claim(store))
+    assert store.delete_jobs((JobState.COMPLETED,), 0, limit=2) == 2
+    assert ids(store.list_jobs(JobFilter(limit=0))) == ["j2", "j3", "j4"]  # oldest first
+    assert store.delete_jobs((JobState.COMPLETED,), 0, limit=10) == 3
+
+
+def test_delete_jobs_never_touches_unfinished_states_it_is_not_given(store: Store) -> None:
+    insert(store, "pending", "running")
+    claim(store)
+    assert store.delete_jobs((JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED), 0) == 0
+    assert len(store.list_jobs(JobFilter(limit=0))) == 2
+
+
+# -- claims, live output -----------------------------------------------------------------
+
+
+def test_holds_claim_only_for_the_holder_and_its_attempt(store: Store) -> None:
+    insert(store, "job")
+    job = claim(store, "w1")
+    assert store.holds_claim(job, "w1")
+    assert not store.holds_claim(job, "w2")
+    assert not store.holds_claim(replace(job, attempts=2), "w1")
+    finish(store, job)
+    assert not store.holds_claim(job, "w1")
+
+
+def test_save_output_is_read_back_live_and_kept_at_the_finish(store: Store) -> None:
+    insert(store, "job")
+    job = claim(store, "w1")
+    assert store.get_attempt_output("job", None) == AttemptOutput("job", 1, "w1", False, "")
+    assert store.save_output(job, "w1", "line 1\n")
+    assert not store.save_output(job, "w2", "not the holder\n")
+    assert store.get_attempt_output("job", None) == AttemptOutput("job", 1, "w1", False, "line 1\n")
+    assert store.save_output(job, "w1", "line 1\nline 2\n")
+    # A finish without output (a lost run) keeps what was saved.
+    assert finish(store, job, JobState.FAILED, delay=0.0, error="lost", exit_code=None, output=None)
+    assert not store.save_output(job, "w1", "too late")
+    first = AttemptOutput("job", 1, "w1", True, "line 1\nline 2\n")
+    assert store.get_attempt_output("job", None) == first
+    second = claim(store, "w2")
+    assert finish(store, second, output="second run\n")
+    assert store.get_attempt_output("job", None) == AttemptOutput(
+        "job", 2, "w2", True, "second run\n"
+    )
+    assert store.get_attempt_output("job", 1) == first
+    assert store.get_attempt_output("job", 3) is None
+    assert store.get_attempt_output("missing", None) is None
+
+
+# -- queues ------------------------------------------------------------------------------
+
+
+def test_list_queues_has_counts_pause_and_limit(store: Store) -> None:
+    assert store.list_queues() == []
+    insert(store, "m1", "m2", queue="mail")
+    insert(store, "d1")
+    finish(store, claim(store, queues=["default"]))
+    store.set_queue_paused("mail", True)
+    store.set_queue_limit("reports", 3)  # settings alone make a queue appear
+    store.set_queue_limit("mail", 2)  # and one setting leaves the other alone
+    zero = dict.fromkeys(JobState, 0)
+    assert store.list_queues() == [
+        QueueInfo("default", False, None, {**zero, JobState.COMPLETED: 1}),
+        QueueInfo("mail", True, 2, {**zero, JobState.PENDING: 2}),
+        QueueInfo("reports", False, 3, zero),
+    ]
+    store.set_queue_paused("mail", False)
+    store.set_queue_limit("mail", None)
+    mail = store.list_queues()[1]
+    assert (mail.name, mail.paused, mail.max_running) == ("mail", False, None)
+
+
+def test_claim_job_skips_a_paused_queue(store: Store) -> None:
+    insert(store, "held", queue="slow", priority=10)
+    insert(store, "free")
+    store.set_queue_paused("slow", True)
+    assert claim(store).id == "free"
+    assert store.claim_job("w1", None) is None
+    assert store.claim_job("w1", ["slow"]) is None
+    # Not due either: an idle worker must not spin on a job it cannot claim.
+    assert store.seconds_until_next_job(None) is None
+    store.set_queue_paused("slow", False)
+    assert store.seconds_until_next_job(None) == 0
+    assert claim(store, queues=["slow"]).id == "held"
+
+
+def test_claim_job_respects_a_queue_limit(store: Store) -> None:
+    insert(store, "l1", "l2", "l3", queue="limited")
+    insert(store, "free", priority=-1)
+    store.set_queue_limit("limited", 2)
+    first, second = claim(store, "w1"), claim(store, "w2")
+    assert {first.id, second.id} == {"l1", "l2"}
+    assert claim(store, "w3").id == "free"  # the limited queue is full, others are not
+    assert store.claim_job("w4", None) is None
+    assert store.seconds_until_next_job(None) is None
+    finish(store, first)
+    assert claim(store, "w4").id == "l3"
+    store.set_queue_limit("limited", 0)
+    insert(store, "l4", queue="limited")
+    assert store.claim_job("w5", None) is None
+    store.set_queue_limit("limited", None)
+    assert claim(store, "w5").id == "l4"
+
+
+def test_claim_job_racing_workers_never_exceed_a_queue_limit(store: Store, db_target: str) -> None:
+    insert(store, *[f"job-{n}" for n in range(RACE_THREADS * 2)], queue="limited")
+    store.set_queue_limit("limited", 2)
+    start = threading.Barrier(RACE_THREADS)
+    claimed: list[list[str]] = [[] for _ in range(RACE_THREADS)]
+
+    def race(slot: int) -> None:
+        claimed[slot] = _claim_until_empty(db_target, f"w{slot}", start)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(RACE_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(len(batch) for batch in claimed) == 2
+    assert store.count_jobs_by_state()[JobState.PROCESSING] == 2
+
+
+# -- counts ------------------------------------------------------------------------------
+
+
+def test_count_finished_attempts_per_minute(store: Store) -> None:
+    assert store.count_finished_attempts(3600) == []
+    insert(store, "ok", "bad", "running")
+    finish(store, claim(store))
+    finish(store, claim(store), JobState.FAILED, delay=3600.0, error="boom", exit_code=1)
+    claim(store)  # unfinished attempts do not count
+    buckets = store.count_finished_attempts(3600)
+    assert (sum(b.completed for b in buckets), sum(b.failed for b in buckets)) == (1, 1)
+    for bucket in buckets:
+        assert bucket.start.second == bucket.start.microsecond == 0
+        assert close_to(bucket.start, store.now(), slack=120)
+
+
+def test_count_jobs_by_state_with_a_filter(store: Store) -> None:
+    insert(store, "a", "b", queue="q1")
+    insert(store, "c", queue="q2")
+    finish(store, claim(store, queues=["q1"]))  # a
+    since = store.now()
+    store.cancel_job("c")
+    zero = dict.fromkeys(JobState, 0)
+    assert store.count_jobs_by_state(JobFilter(queue="q1")) == {
+        **zero,
+        JobState.PENDING: 1,
+        JobState.COMPLETED: 1,
+    }
+    assert store.count_jobs_by_state(JobFilter(ids=("a", "c", "missing"))) == {
+        **zero,
+        JobState.COMPLETED: 1,
+        JobState.CANCELLED: 1,
+    }
+    assert store.count_jobs_by_state(JobFilter(states=(JobState.PENDING, JobState.CANCELLED))) == {
+        **zero,
+        JobState.PENDING: 1,
+        JobState.CANCELLED: 1,
+    }
+    assert store.count_jobs_by_state(JobFilter(updated_since=since)) == {
+        **zero,
+        JobState.CANCELLED: 1,
+    }
+    assert store.count_jobs_by_state(JobFilter(limit=1)) == store.count_jobs_by_state()

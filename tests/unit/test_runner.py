@@ -181,3 +181,30 @@ def test_kill_from_another_thread_stops_the_run() -> None:
     assert (result.signal, result.timed_out) == (signal.SIGTERM, False)
     assert result.output == "started\n"
     assert processes_with_argument(arg) == []
+
+
+def test_output_so_far_leaves_out_a_character_still_being_written(tmp_path: Path) -> None:
+    # The live output `logs -f` follows must only grow: a half-written character shown as
+    # U+FFFD would turn into something else at the next save.
+    gate = tmp_path / "gate"
+    run = ShellRun(
+        f"printf 'ok \\342\\234'; while [ ! -e {gate} ]; do sleep 0.02; done; printf '\\223\\n'",
+        timeout=30,
+        output_limit=LIMIT,
+    )
+    results = []
+    thread = threading.Thread(target=lambda: results.append(run.run()))
+    thread.start()
+    try:
+        wait_until(lambda: len(run._output) == 5, message="the first bytes of the check mark")
+        assert run.output_so_far() == "ok "
+    finally:
+        gate.touch()
+        thread.join(timeout=10)
+    (result,) = results
+    assert result.output == "ok \u2713\n"
+
+
+def test_output_cut_inside_a_character_at_the_end_is_replaced() -> None:
+    result = run_shell("printf 'x\\342\\234'", timeout=10, output_limit=LIMIT)
+    assert result.output == "x\ufffd"

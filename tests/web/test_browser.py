@@ -61,11 +61,22 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; a script error or a console error (a CSP violation, a failed
+    request) fails the test that caused it."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(EXPECT_TIMEOUT)
     opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    opened.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}") if message.type == "error" else None
+        ),
+    )
     yield opened
     context.close()
+    assert problems == []
 
 
 def count(page: Page, state: str) -> str:
@@ -137,6 +148,7 @@ def test_dashboard_follows_workers_and_acts_on_jobs(q: Queuectl, page: Page) -> 
     expect(page.locator("#history tbody tr")).to_have_count(2)
     expect(page.locator('[data-field="state"]')).to_have_text("dead")
     assert dialogs == []
+    page.close()  # before the server goes: its refresh would find nobody there
     assert server.stop() == 0
 
 
@@ -191,6 +203,7 @@ def test_dashboard_screenshot_and_enqueue_form(
     purge.click()
     expect(page.locator("#message")).to_contain_text("2 dead jobs deleted.")
     expect(page.locator('[data-count="dead"]')).to_have_text("0")
+    page.close()  # before the server goes: its refresh would find nobody there
     assert server.stop() == 0
 
 
@@ -203,4 +216,5 @@ def test_page_without_the_token_is_read_only(q: Queuectl, page: Page) -> None:
     expect(page.locator(".banner")).to_contain_text("Read-only")
     expect(page.locator('#jobs tr[data-job-id="p"] button[data-action="cancel"]')).to_be_disabled()
     expect(page.locator('#enqueue button[type="submit"]')).to_be_disabled()
+    page.close()  # before the server goes: its refresh would find nobody there
     assert server.stop() == 0

@@ -52,6 +52,18 @@ def test_a_public_address_needs_a_token(q_sqlite: Queuectl, host: str) -> None:
     assert "without a token" in message
 
 
+def test_a_public_address_with_a_token_serves(q_sqlite: Queuectl) -> None:
+    server = start_dashboard(q_sqlite, "--host", "0.0.0.0", "--token", "a-long-secret")
+    assert server.base.startswith("http://0.0.0.0:")
+    port = server.base.rsplit(":", 1)[1].rstrip("/")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}/", timeout=10) as http:
+        # Any Host name is served: on a network the server cannot know its names.
+        assert http.get("healthz", headers={"Host": "queue.example:80"}).status_code == 200
+        auth = {"Authorization": "Bearer a-long-secret"}
+        assert http.post("api/jobs", json={"command": "true"}, headers=auth).status_code == 201
+    assert server.stop() == 0
+
+
 def test_a_taken_port_is_an_error(q_sqlite: Queuectl) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

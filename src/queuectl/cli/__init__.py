@@ -3,28 +3,23 @@ that turns a QueuectlError into `error: ...` and an exit status."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from queuectl.core.errors import QueuectlError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from queuectl.cli.parser import build_parser
-
-    parser = build_parser()
-    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
-        import argcomplete
-
-        argcomplete.autocomplete(parser)
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
-        handler = getattr(args, "handler", None)
-        if handler is None:
-            parser.print_help(sys.stderr)
-            return 2
-        return int(handler(args))
+        fast = _plain_enqueue(words)
+        if fast is not None:
+            from queuectl.cli.commands.enqueue import run
+
+            return _call(run, fast)
+        return _call_parsed(words)
     except QueuectlError as exc:
         # One line, always (SPEC 4), even when a driver's message spans several.
         message = " ".join(line.strip() for line in exc.message.splitlines() if line.strip())
@@ -39,3 +34,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`queuectl list | head`): not an error worth a traceback.
         sys.stderr.close()
         return 0
+
+
+def _call_parsed(words: list[str]) -> int:
+    from queuectl.cli.parser import build_parser
+
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(words)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return _call(handler, args)
+
+
+def _call(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    return int(handler(args))
+
+
+def _plain_enqueue(words: list[str]) -> argparse.Namespace | None:
+    """`[--db T] enqueue JSON|- [--json]`, recognised without building the whole parser:
+    `enqueue` runs once per job from shell loops, so its start-up is what users feel.
+    Anything else (help, a typo, other options) goes through argparse as usual."""
+    db = None
+    if len(words) >= 2 and words[0] == "--db":
+        db, words = words[1], words[2:]
+    elif words and words[0].startswith("--db="):
+        db, words = words[0].removeprefix("--db="), words[1:]
+    if not words or words[0] != "enqueue" or "_ARGCOMPLETE" in os.environ:
+        return None
+    rest = words[1:]
+    as_json = "--json" in rest
+    rest = [word for word in rest if word != "--json"]
+    if len(rest) != 1 or (rest[0].startswith("-") and rest[0] != "-"):
+        return None
+    return argparse.Namespace(db=db, job=rest[0], json=as_json)

@@ -21,6 +21,7 @@ from queuectl.cli.commands import (
     queue,
     show,
     status,
+    top,
     wait,
     worker,
 )
@@ -30,6 +31,7 @@ COMMANDS = (
     add,
     worker,
     status,
+    top,
     list_jobs,
     show,
     logs,

@@ -109,8 +109,11 @@ class Store(Protocol):
         """A dead job back to pending with attempts=0; False if it is not dead."""
         ...
 
-    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> bool:
-        """A job in one of `states` back to pending with attempts=0; False otherwise."""
+    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> Job | None:
+        """A job in one of `states` back to pending with attempts=0; None otherwise.
+
+        Returns the job as this change left it: a worker may claim it the moment it commits.
+        """
         ...
 
     def requeue_all_dead(self, queue: str | None) -> int:

@@ -62,12 +62,18 @@ WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job
 
 # The claim in one statement, so one round trip: pick and lock the next due job (rows
 # other workers hold are skipped, not waited for), mark it, open its attempt row and
-# record it as the worker's current job. All of it commits or none of it does.
+# record it as the worker's current job. All of it commits or none of it does. The start
+# is the clock read while the statement runs, not now() (when the transaction began, which
+# may be before it waited for a queue limit's lock): so a run never seems to start before
+# the run it waited for had ended.
 CLAIM_SQL = f"""
-WITH claimed AS (
-    UPDATE jobs SET state = 'processing', locked_by = %(worker)s, locked_at = now(),
-        started_at = now(), finished_at = NULL, exit_code = NULL,
-        attempts = attempts + 1, updated_at = now()
+WITH clock AS (
+    SELECT clock_timestamp() AS at
+), claimed AS (
+    UPDATE jobs SET state = 'processing', locked_by = %(worker)s, locked_at = clock.at,
+        started_at = clock.at, finished_at = NULL, exit_code = NULL,
+        attempts = attempts + 1, updated_at = clock.at
+    FROM clock
     WHERE seq = (
         SELECT seq FROM jobs
         WHERE state IN ('pending', 'failed') AND run_at <= now() {{queues}}
@@ -79,7 +85,7 @@ WITH claimed AS (
     RETURNING {JOB_COLUMNS}
 ), attempt AS (
     INSERT INTO attempts (job_id, attempt, worker_id, started_at)
-    SELECT id, attempts, %(worker)s, now() FROM claimed
+    SELECT id, attempts, %(worker)s, started_at FROM claimed
 ), holder AS (
     UPDATE workers SET current_job_id = claimed.id FROM claimed WHERE workers.id = %(worker)s
 )
@@ -401,20 +407,21 @@ class PostgresStore:
         return [_job(row) for row in rows]
 
     def requeue_dead(self, job_id: str) -> bool:
-        return self.requeue_job(job_id, (JobState.DEAD,))
+        return self.requeue_job(job_id, (JobState.DEAD,)) is not None
 
-    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> bool:
+    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> Job | None:
         with self._transaction() as cursor:
             cursor.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
                 " updated_at = now(), locked_by = NULL, locked_at = NULL"
-                " WHERE id = %s AND state = ANY(%s)",
+                f" WHERE id = %s AND state = ANY(%s) RETURNING {JOB_COLUMNS}",
                 (job_id, [state.value for state in states]),
             )
-            if cursor.rowcount != 1:
-                return False
+            row = cursor.fetchone()
+            if row is None:
+                return None
             cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-        return True
+        return _job(row)
 
     def requeue_all_dead(self, queue: str | None) -> int:
         with self._transaction() as cursor:
@@ -450,6 +457,13 @@ class PostgresStore:
                     "UPDATE attempts SET finished_at = now(), error = %s"
                     " WHERE job_id = %s AND attempt = %s AND finished_at IS NULL",
                     (CANCELLED_WHILE_RUNNING, job_id, job.attempts),
+                )
+                # Its worker's finish will be refused, so it would never clear this itself:
+                # `status` would show the worker busy with a job that is over.
+                cursor.execute(
+                    "UPDATE workers SET current_job_id = NULL"
+                    " WHERE id = %s AND current_job_id = %s",
+                    (job.locked_by, job_id),
                 )
         return job
 
@@ -556,6 +570,8 @@ class PostgresStore:
             (name, max_running),
         )
         self._limits_read_at = float("-inf")
+        # A raised or removed limit may open the queue: idle workers should look now.
+        self._execute("SELECT pg_notify(%s, '')", (CHANNEL,))
 
     def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:
         rows = self._read(
@@ -577,8 +593,11 @@ class PostgresStore:
             params.append(list(queues))
         rows = self._read(
             # Not greatest(0, ...): it skips NULLs, and NULL here means "no job at all".
+            # Jobs of a paused or full queue are not claimable: counting them as due would
+            # make an idle worker spin on claims that find nothing.
             "SELECT extract(epoch FROM min(run_at) - now())::float8 FROM jobs"
-            f" WHERE state IN ('pending', 'failed'){queue_clause}",
+            f" WHERE state IN ('pending', 'failed'){queue_clause}"
+            f" AND queue NOT IN ({CLOSED_QUEUES})",
             params,
         )
         return None if not rows or rows[0][0] is None else max(0.0, float(rows[0][0]))

@@ -249,6 +249,9 @@ class SqliteStore:
         if not self._read(pick, [now, *params]):
             return None
         with self._write() as conn:
+            # The start is read once the write lock is held: taken before, it could fall
+            # before the finish of a run this claim had to wait for (a queue limit).
+            now = self._now()
             row = conn.execute(
                 "UPDATE jobs SET state = 'processing', locked_by = ?, locked_at = ?,"
                 " started_at = ?, finished_at = NULL, exit_code = NULL,"
@@ -316,18 +319,19 @@ class SqliteStore:
         return [_job(row) for row in rows]
 
     def requeue_dead(self, job_id: str) -> bool:
-        return self.requeue_job(job_id, (JobState.DEAD,))
+        return self.requeue_job(job_id, (JobState.DEAD,)) is not None
 
-    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> bool:
+    def requeue_job(self, job_id: str, states: Sequence[JobState]) -> Job | None:
         now = self._now()
         marks = ",".join("?" * len(states))
         with self._write() as conn:
-            cursor = conn.execute(
+            row = conn.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
-                f" locked_by = NULL, locked_at = NULL WHERE id = ? AND state IN ({marks})",
+                f" locked_by = NULL, locked_at = NULL WHERE id = ? AND state IN ({marks})"
+                f" RETURNING {JOB_COLUMNS}",
                 (now, now, job_id, *[state.value for state in states]),
-            )
-            return cursor.rowcount == 1
+            ).fetchone()
+        return _job(row) if row else None
 
     def requeue_all_dead(self, queue: str | None) -> int:
         now = self._now()
@@ -361,6 +365,12 @@ class SqliteStore:
                     "UPDATE attempts SET finished_at = ?, error = ?"
                     " WHERE job_id = ? AND attempt = ? AND finished_at IS NULL",
                     (now, CANCELLED_WHILE_RUNNING, job_id, job.attempts),
+                )
+                # Its worker's finish will be refused, so it would never clear this itself:
+                # `status` would show the worker busy with a job that is over.
+                conn.execute(
+                    "UPDATE workers SET current_job_id = NULL WHERE id = ? AND current_job_id = ?",
+                    (job.locked_by, job_id),
                 )
             return job
 
@@ -478,8 +488,11 @@ class SqliteStore:
 
     def seconds_until_next_job(self, queues: Sequence[str] | None) -> float | None:
         queue_clause, params = _queue_clause(queues)
+        # Jobs of a paused or full queue are not claimable: counting them as due would make
+        # an idle worker spin on claims that find nothing.
         rows = self._read(
-            f"SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed'){queue_clause}",
+            f"SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed'){queue_clause}"
+            f" AND queue NOT IN ({CLOSED_QUEUES})",
             params,
         )
         if not rows or rows[0][0] is None:

@@ -68,8 +68,15 @@ def is_authorized(request: Request, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
+def token_cookie(request: Request) -> str:
+    """The cookie's name, per port: browsers share cookies between the ports of a host,
+    and two dashboards on one machine must not overwrite each other's."""
+    port = request.url.port
+    return f"{TOKEN_COOKIE}_{port}" if port else TOKEN_COOKIE
+
+
 def has_token_cookie(request: Request, token: str) -> bool:
-    return hmac.compare_digest(request.cookies.get(TOKEN_COOKIE, ""), token)
+    return hmac.compare_digest(request.cookies.get(token_cookie(request), ""), token)
 
 
 def one_line(message: str) -> str:

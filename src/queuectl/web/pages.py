@@ -21,7 +21,7 @@ from queuectl import __version__
 from queuectl.core.models import JobState
 from queuectl.store import default_target, is_postgres
 from queuectl.web.api import borrow, detail
-from queuectl.web.app import TOKEN_COOKIE, has_token_cookie
+from queuectl.web.app import has_token_cookie, token_cookie
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATE_LABELS = {
@@ -141,7 +141,7 @@ def sign_in(request: Request, token: str) -> Response:
         return render(request, "index.html", status=401, notice="That token is not right.")
     rest = [(key, value) for key, value in request.query_params.multi_items() if key != "token"]
     response = RedirectResponse("/" + (f"?{urlencode(rest)}" if rest else ""), status_code=303)
-    response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+    response.set_cookie(token_cookie(request), token, httponly=True, samesite="strict", path="/")
     return response
 
 

@@ -4,6 +4,8 @@ picks up stop requests, rescues other workers' jobs and applies retention."""
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,9 @@ log = logging.getLogger("queuectl.worker")
 MAX_HEARTBEAT_INTERVAL = 2.0  # seconds; SPEC: at least every lease-timeout / 3
 OUTPUT_SAVE_INTERVAL = 1.0  # seconds between saves of a running job's output
 RETENTION_INTERVAL = 60.0  # seconds between two retention steps
+# A tuning and testing knob: seconds between retention steps instead of RETENTION_INTERVAL
+# (tests cannot patch a constant inside worker processes they start).
+RETENTION_INTERVAL_VARIABLE = "QUEUECTL_RETENTION_INTERVAL"
 RETENTION_BATCH = 500  # jobs one retention step may delete
 RETRY_AFTER_ERROR = 3.0  # seconds; the store could not be reached
 MAX_TICK = 0.5  # seconds; how soon a shortened lease-timeout is noticed
@@ -48,7 +53,7 @@ class Heartbeat(threading.Thread):
             "beat": 0.0,
             "output": 0.0,
             "rescue": 0.0,
-            "retention": time.monotonic() + RETENTION_INTERVAL,
+            "retention": time.monotonic() + retention_interval(),
         }
         self._saved: tuple[str, str] | None = None  # (job id, output) last written
         self._lease = float("inf")  # the lease-timeout the last beat was paced for
@@ -92,7 +97,7 @@ class Heartbeat(threading.Thread):
                 self._next["rescue"] = now + current.lease_timeout / 2
             if now >= self._next["retention"]:
                 self.service.prune_by_retention(current, RETENTION_BATCH)
-                self._next["retention"] = now + RETENTION_INTERVAL
+                self._next["retention"] = now + retention_interval()
         except QueuectlError as exc:
             log.warning("%s: heartbeat failed: %s", self.worker_id, exc.message)
             self._next["beat"] = now + RETRY_AFTER_ERROR
@@ -101,8 +106,13 @@ class Heartbeat(threading.Thread):
 
     def _beat(self) -> None:
         store = self.service.store
-        if store.heartbeat(self.worker_id, self._current_job_id(), self.status()):
+        status = self.status()
+        if store.heartbeat(self.worker_id, self._current_job_id(), status):
             self.on_stop_request()
+            if status != "stopping":
+                # Report "stopping" now, not a beat later: a `worker stop` on another
+                # host sees this row only, and `--wait` shows the request was heard.
+                self._wake.set()
         running = self.current()
         if running is not None and not store.holds_claim(running[0], self.worker_id):
             self._lost(*running)
@@ -143,3 +153,14 @@ class Heartbeat(threading.Thread):
     def _current_job_id(self) -> str | None:
         running = self.current()
         return running[0].id if running else None
+
+
+def retention_interval() -> float:
+    """Seconds between retention steps: $QUEUECTL_RETENTION_INTERVAL if it is a positive
+    number, else RETENTION_INTERVAL (a bad value must not stop a worker)."""
+    text = os.environ.get(RETENTION_INTERVAL_VARIABLE, "")
+    try:
+        seconds = float(text)
+    except ValueError:
+        return RETENTION_INTERVAL
+    return seconds if math.isfinite(seconds) and seconds > 0 else RETENTION_INTERVAL

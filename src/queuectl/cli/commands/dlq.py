@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_json_flag, confirm, open_service, print_json
@@ -79,7 +80,10 @@ def run_purge(args: argparse.Namespace) -> int:
         from queuectl.store.base import JobFilter
 
         count = service.count_jobs(JobFilter(states=(JobState.DEAD,), queue=queue))[JobState.DEAD]
-        if count and not confirm(f"Delete up to {count} dead job{'' if count == 1 else 's'}?"):
+        question = f"Delete up to {count} dead job{'' if count == 1 else 's'}?"
+        # Off a terminal confirm() always refuses, even with nothing to delete: a script
+        # must not work only as long as the DLQ happens to be empty.
+        if (count or not sys.stdin.isatty()) and not confirm(question):
             print("Nothing deleted.")
             return 0
     deleted = service.purge_dead(older_than, queue)

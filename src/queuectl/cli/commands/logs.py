@@ -13,8 +13,12 @@ from queuectl.core.errors import WrongState
 
 FOLLOW_POLL = 0.5  # seconds between two reads of a running job's output
 ANCHOR = 200  # characters used to find where new output starts once the kept tail slides
-# CSI sequences (colours, cursor moves) and OSC sequences (titles, links).
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+CUT_SLACK = 3  # characters at the start of a slid tail that may be a cut multi-byte character
+# CSI sequences (colours, cursor moves), OSC sequences (titles, links), and the short ones
+# (ESC ( B, which `tput sgr0` sends; ESC 7 and ESC 8, which progress bars use).
+ANSI_ESCAPE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]"
+)
 
 
 def register(subparsers: Subparsers) -> None:
@@ -38,6 +42,8 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from queuectl.core.models import FINISHED_STATES
+
     service = open_service(args)
     keep_escapes = args.raw or sys.stdout.isatty()
 
@@ -52,11 +58,17 @@ def run(args: argparse.Namespace) -> int:
         except WrongState:
             if not args.follow:  # not run yet: with -f, wait for it to start
                 raise
-            time.sleep(FOLLOW_POLL)
+        if service.get_job(args.id).state in FINISHED_STATES:
+            # Cancelled before it ran: it never will, so waiting would never end. One more
+            # look, in case it ran and finished in between (then its output is there).
+            shown = service.job_output(args.id, args.attempt)
+            break
+        time.sleep(FOLLOW_POLL)
     write(shown.output)
     printed = shown.output
     while args.follow and not shown.finished:
         time.sleep(FOLLOW_POLL)
+        service.rescue_stale()  # a run whose worker died ends here too, once its lease is out
         shown = service.job_output(args.id, shown.attempt)
         write(_new_part(printed, shown.output))
         printed = shown.output
@@ -66,10 +78,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _new_part(before: str, now: str) -> str:
-    """What `now` adds to `before`; only the tail of the output is kept, so once it slides,
-    find where the old text ends by its last characters."""
+    """What `now` adds to `before`. Only the tail of the output is kept, so once it slides
+    `now` is a suffix of `before` followed by new text: find the longest such suffix. The
+    first characters of `now` are left out of the match, as the cut may fall inside a
+    multi-byte character, which then decodes differently each time."""
     if now.startswith(before):
         return now[len(before) :]
-    anchor = before[-ANCHOR:]
-    at = now.rfind(anchor) if anchor else -1
-    return now[at + len(anchor) :] if at >= 0 else now
+    probe = now[CUT_SLACK : CUT_SLACK + ANCHOR]
+    at = before.find(probe) if probe else -1
+    while at >= 0:
+        overlap = len(before) - at
+        if now[CUT_SLACK : CUT_SLACK + overlap] == before[at:]:
+            return now[CUT_SLACK + overlap :]
+        at = before.find(probe, at + 1)
+    return now

@@ -13,3 +13,5 @@ CREATE TABLE queues (
 -- Retention and `wait` look for finished jobs by age; throughput reads recent attempts.
 CREATE INDEX jobs_state_updated ON jobs (state, updated_at);
 CREATE INDEX attempts_finished ON attempts (finished_at);
+-- Per-queue counts (`queue list`, the dashboard, metrics) read this index alone.
+CREATE INDEX jobs_queue_state ON jobs (queue, state);

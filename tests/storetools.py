@@ -1,0 +1,31 @@
+"""Reaching into a test's store where no command can: ageing jobs for the retention tests."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+
+DAY = 86400.0  # seconds
+
+
+def backdate(target: str, job_id: str, seconds: float) -> None:
+    """Make a job look `seconds` older: its updated_at and finished_at move back by that
+    much, as if it had finished long ago (age is what prune and retention look at)."""
+    if target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as server:
+            changed = server.execute(
+                "UPDATE queuectl.jobs SET updated_at = updated_at - %(age)s * interval '1 second',"
+                " finished_at = finished_at - %(age)s * interval '1 second' WHERE id = %(id)s",
+                {"age": seconds, "id": job_id},
+            ).rowcount
+    else:
+        path = target.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as database, database:
+            changed = database.execute(
+                "UPDATE jobs SET updated_at = updated_at - ?, finished_at = finished_at - ?"
+                " WHERE id = ?",
+                (seconds, seconds, job_id),
+            ).rowcount
+    assert changed == 1, f"no job {job_id!r} to backdate"
