@@ -21,6 +21,7 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
+from queuectl.store.rows import job_from_row, queue_infos
 
 try:
     import psycopg
@@ -536,23 +537,10 @@ class PostgresStore:
         return AttemptOutput(job_id, number, worker_id, bool(finished), output or "")
 
     def list_queues(self) -> list[QueueInfo]:
-        counts: dict[str, dict[JobState, int]] = {}
-        for name, state, count in self._read(
-            "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
-        ):
-            counts.setdefault(name, dict.fromkeys(JobState, 0))[JobState(state)] = count
-        settings = {
-            row[0]: (bool(row[1]), row[2])
-            for row in self._read("SELECT name, paused, max_running FROM queues")
-        }
-        return [
-            QueueInfo(
-                name,
-                *settings.get(name, (False, None)),
-                counts.get(name, dict.fromkeys(JobState, 0)),
-            )
-            for name in sorted(counts.keys() | settings.keys())
-        ]
+        return queue_infos(
+            self._read("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"),
+            self._read("SELECT name, paused, max_running FROM queues"),
+        )
 
     def set_queue_paused(self, name: str, paused: bool) -> None:
         self._execute(
@@ -779,26 +767,4 @@ def _optional_utc(value: datetime | None) -> datetime | None:
 
 
 def _job(row: Sequence[Any]) -> Job:
-    return Job(
-        id=row[0],
-        command=row[1],
-        state=JobState(row[2]),
-        queue=row[3],
-        priority=row[4],
-        attempts=row[5],
-        max_retries=row[6],
-        timeout=row[7],
-        created_at=_utc(row[8]),
-        updated_at=_utc(row[9]),
-        scheduled_at=_optional_utc(row[10]),
-        run_at=_utc(row[11]),
-        started_at=_optional_utc(row[12]),
-        finished_at=_optional_utc(row[13]),
-        exit_code=row[14],
-        last_error=row[15],
-        output=row[16],
-        locked_by=row[17],
-        locked_at=_optional_utc(row[18]),
-        cwd=row[19],
-        env=json.loads(row[20]) if row[20] is not None else None,
-    )
+    return job_from_row(row, _utc)
