@@ -21,7 +21,7 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
-from queuectl.store.rows import job_from_row, queue_infos
+from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
 
 try:
     import psycopg
@@ -323,11 +323,8 @@ class PostgresStore:
 
     def count_jobs_by_state(self, job_filter: JobFilter | None = None) -> dict[JobState, int]:
         clause, params = self._where(job_filter or JobFilter())
-        counts = dict.fromkeys(JobState, 0)
         sql = f"SELECT state, count(*) FROM jobs {clause} GROUP BY state"
-        for state, count in self._read(sql, params):
-            counts[JobState(state)] = count
-        return counts
+        return state_counts(self._read(sql, params))
 
     def list_attempts(self, job_id: str) -> list[Attempt]:
         rows = self._read(
@@ -335,10 +332,7 @@ class PostgresStore:
             " FROM attempts WHERE job_id = %s ORDER BY seq",
             (job_id,),
         )
-        return [
-            Attempt(row[0], row[1], row[2], _utc(row[3]), _optional_utc(row[4]), row[5], row[6])
-            for row in rows
-        ]
+        return [attempt_from_row(row, _utc) for row in rows]
 
     def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
         params: dict[str, Any] = {"worker": worker_id}
@@ -760,10 +754,6 @@ def _without_nul(text: str | None) -> str | None:
 
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
-
-
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value is not None else None
 
 
 def _job(row: Sequence[Any]) -> Job:

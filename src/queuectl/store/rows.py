@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from queuectl.core.models import Job, JobState
+from queuectl.core.models import Attempt, Job, JobState
 from queuectl.store.base import QueueInfo
 
 TimeReader = Callable[[Any], datetime]  # a stored time (epoch float, timestamptz) to UTC
@@ -61,3 +61,17 @@ def queue_infos(
         )
         for name in sorted(counts.keys() | settings.keys())
     ]
+
+
+def attempt_from_row(row: Sequence[Any], to_time: TimeReader) -> Attempt:
+    """An Attempt from (job_id, attempt, worker_id, started_at, finished_at, exit_code, error)."""
+    finished = to_time(row[4]) if row[4] is not None else None
+    return Attempt(row[0], row[1], row[2], to_time(row[3]), finished, row[5], row[6])
+
+
+def state_counts(rows: Iterable[Sequence[Any]]) -> dict[JobState, int]:
+    """Counts per state from (state, count) rows, with every state present."""
+    counts = dict.fromkeys(JobState, 0)
+    for state, count in rows:
+        counts[JobState(state)] = count
+    return counts

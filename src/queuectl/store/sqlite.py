@@ -23,7 +23,7 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
-from queuectl.store.rows import job_from_row, queue_infos
+from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
 
 SCHEMA_VERSION = 2  # the number of the newest file in migrations/sqlite
 DELETE_BATCH = 500  # jobs deleted per write transaction
@@ -220,11 +220,8 @@ class SqliteStore:
 
     def count_jobs_by_state(self, job_filter: JobFilter | None = None) -> dict[JobState, int]:
         clause, params = self._where(job_filter or JobFilter())
-        counts = dict.fromkeys(JobState, 0)
         sql = f"SELECT state, count(*) FROM jobs {clause} GROUP BY state"
-        for state, count in self._read(sql, params):
-            counts[JobState(state)] = count
-        return counts
+        return state_counts(self._read(sql, params))
 
     def list_attempts(self, job_id: str) -> list[Attempt]:
         rows = self._read(
@@ -232,10 +229,7 @@ class SqliteStore:
             " FROM attempts WHERE job_id = ? ORDER BY seq",
             (job_id,),
         )
-        return [
-            Attempt(row[0], row[1], row[2], _dt(row[3]), _odt(row[4]), row[5], row[6])
-            for row in rows
-        ]
+        return [attempt_from_row(row, _dt) for row in rows]
 
     def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
         now = self._now()
@@ -611,10 +605,6 @@ def _ts(value: datetime | None) -> float | None:
 
 def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
-
-
-def _odt(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
 def _job(row: Sequence[Any]) -> Job:
