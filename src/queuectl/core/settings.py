@@ -9,6 +9,12 @@ from dataclasses import dataclass
 from queuectl.core.durations import format_seconds, parse_seconds
 from queuectl.core.errors import InvalidConfig
 
+# The longest duration a setting may hold: far beyond any sane lease, timeout or backoff,
+# yet small enough for every store's interval arithmetic and for thread waits (issue 4:
+# a lease-timeout of 1e308 made every PostgreSQL command fail with "interval out of range").
+MAX_SETTING_SECONDS = 10 * 365 * 86400.0  # seconds (ten years)
+MAX_OUTPUT_LIMIT = 256 * 1024 * 1024  # bytes; SQLite refuses strings over about 1 GB
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -21,6 +27,7 @@ class Settings:
     output_limit: int = 65536  # bytes
     retention_completed: float = 7 * 86400.0  # seconds a completed job is kept; 0: forever
     retention_dead: float = 30 * 86400.0  # seconds a dead or cancelled job is kept; 0: forever
+    dlq_threshold: int = 100  # dead jobs above which `doctor` reports a problem
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> Settings:
@@ -84,6 +91,8 @@ def _duration(text: str) -> float:
     seconds = parse_seconds(text)
     if seconds is None or not math.isfinite(seconds):
         raise InvalidConfig(f"{text!r} is not a duration (e.g. 90s, 30m, 12h, 7d)")
+    if seconds > MAX_SETTING_SECONDS:
+        raise InvalidConfig(f"{text!r} is longer than {format_seconds(MAX_SETTING_SECONDS)}")
     return seconds
 
 
@@ -100,19 +109,31 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             "default max_retries of new jobs (attempts before the DLQ)",
         ),
         ConfigKey("backoff-base", _parser(1), "retry delay = base ** attempts seconds"),
-        ConfigKey("backoff-max", _parser(0), "cap on one retry delay, seconds"),
-        ConfigKey("job-timeout", _parser(0, inclusive=False), "default job timeout, seconds"),
+        ConfigKey(
+            "backoff-max",
+            _parser(0, maximum=MAX_SETTING_SECONDS),
+            "cap on one retry delay, seconds",
+        ),
+        ConfigKey(
+            "job-timeout",
+            _parser(0, inclusive=False, maximum=MAX_SETTING_SECONDS),
+            "default job timeout, seconds",
+        ),
         ConfigKey(
             "lease-timeout",
-            _parser(1),
+            _parser(1, maximum=MAX_SETTING_SECONDS),
             "seconds without heartbeat before a worker's job is rescued",
         ),
         ConfigKey(
             "poll-interval",
-            _parser(0, inclusive=False),
+            _parser(0, inclusive=False, maximum=MAX_SETTING_SECONDS),
             "upper bound between checks of an idle worker, seconds",
         ),
-        ConfigKey("output-limit", _parser(0, integer=True), "bytes of output kept per attempt"),
+        ConfigKey(
+            "output-limit",
+            _parser(0, integer=True, maximum=MAX_OUTPUT_LIMIT),
+            "bytes of output kept per attempt",
+        ),
         ConfigKey(
             "retention-completed",
             _duration,
@@ -124,6 +145,11 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             _duration,
             "how long dead and cancelled jobs are kept (0 keeps them)",
             format_seconds,
+        ),
+        ConfigKey(
+            "dlq-threshold",
+            _parser(0, integer=True),
+            "dead jobs above which `queuectl doctor` reports a problem",
         ),
     )
 }

@@ -40,6 +40,8 @@ def parse_job_json(text: str, settings: Settings, line: int | None = None) -> Ne
         raise InvalidJobSpec(f"invalid JSON: {exc.msg} at column {exc.colno}", line) from None
     except ValueError as exc:
         raise InvalidJobSpec(f"invalid JSON: {exc}", line) from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise InvalidJobSpec("invalid JSON: nested too deeply", line) from None
     if not isinstance(data, dict):
         raise InvalidJobSpec(f"expected a JSON object, got {_json_type(data)}", line)
     try:
@@ -119,6 +121,8 @@ def check_cwd(value: str) -> str:
         raise InvalidJobSpec("cwd must not be empty")
     if "\0" in value:
         raise InvalidJobSpec("cwd must not contain a NUL character")
+    if not _is_utf8(value):
+        raise InvalidJobSpec("cwd must be valid UTF-8 text")
     return value
 
 
@@ -133,6 +137,8 @@ def check_env(value: object) -> dict[str, str]:
             raise InvalidJobSpec(f"env: {name} must be a string, got {_json_type(text)}")
         if "\0" in text:
             raise InvalidJobSpec(f"env: {name} must not contain a NUL character")
+        if not _is_utf8(text):
+            raise InvalidJobSpec(f"env: {name} must be valid UTF-8 text")
     return dict(value)
 
 
@@ -224,7 +230,10 @@ def _real(data: dict[str, Any], key: str) -> float:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidJobSpec(f"{key} must be a number, got {_json_type(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float: as good as infinite
+        return math.inf
 
 
 def _json_type(value: object) -> str:

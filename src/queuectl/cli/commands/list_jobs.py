@@ -9,6 +9,10 @@ from queuectl.cli.context import add_json_flag, open_service, print_json
 from queuectl.core.errors import UsageError
 from queuectl.core.states import JobState
 
+# A limit beyond any store's job count means "all"; passed on as it is, it would overflow
+# the stores' 64-bit LIMIT (issue 4: found by fuzzing).
+LIMIT_ALL_ABOVE = 2**62
+
 
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("list", help="list jobs")
@@ -52,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from queuectl.store.base import JobFilter
 
     queue = check_queue(args.queue) if args.queue is not None else None
-    job_filter = JobFilter(states=parse_states(args.state), queue=queue, limit=args.limit)
+    limit = 0 if args.limit > LIMIT_ALL_ABOVE else args.limit
+    job_filter = JobFilter(states=parse_states(args.state), queue=queue, limit=limit)
     service = open_service(args)
     service.rescue_stale()
     jobs = service.list_jobs(job_filter)
