@@ -29,3 +29,25 @@ def backdate(target: str, job_id: str, seconds: float) -> None:
                 (seconds, seconds, job_id),
             ).rowcount
     assert changed == 1, f"no job {job_id!r} to backdate"
+
+
+def age_worker(target: str, worker_id: str, seconds: float) -> None:
+    """Make a worker's last heartbeat `seconds` older, as if it had died that long ago."""
+    if target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as server:
+            changed = server.execute(
+                "UPDATE queuectl.workers"
+                " SET last_heartbeat = last_heartbeat - %(age)s * interval '1 second'"
+                " WHERE id = %(id)s",
+                {"age": seconds, "id": worker_id},
+            ).rowcount
+    else:
+        path = target.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as database, database:
+            changed = database.execute(
+                "UPDATE workers SET last_heartbeat = last_heartbeat - ? WHERE id = ?",
+                (seconds, worker_id),
+            ).rowcount
+    assert changed == 1, f"no worker {worker_id!r} to age"

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from queuectl.core import lifecycle
+from queuectl.core import health, lifecycle
 from queuectl.core import settings as config
 from queuectl.core.errors import DuplicateJobId, JobNotFound, UsageError, WrongState
 from queuectl.core.ids import is_valid_job_id
@@ -278,6 +278,36 @@ class QueueService:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(worker.pid, 15)
         return workers
+
+    # -- health -----------------------------------------------------------------------
+
+    def diagnose(self, dlq_threshold: int | None = None) -> list[health.Check]:
+        """The checks of `queuectl doctor`; reads only (an older schema is migrated first,
+        as any command would). `dlq_threshold` defaults to config dlq-threshold."""
+        facts = self.store.inspect_storage()
+        if 0 < facts.schema_version < facts.current_schema_version:
+            self.store.migrate()
+            facts = self.store.inspect_storage()
+        checks = [health.check_store(facts)]
+        if checks[0].status is health.Status.FAIL:
+            return checks  # nothing else can be read from it
+        current = self.settings()
+        lease = current.lease_timeout
+        stale = self.store.find_stale_workers(lease)
+        now = self.store.now()
+        checks.append(health.check_workers(len(self.store.list_workers(lease)), stale, lease, now))
+        stuck = self.store.find_stale_jobs(lease)
+        checks.append(
+            health.check_stuck_jobs(stuck, {worker.id: worker for worker in stale}, lease, now)
+        )
+        dead = self.store.count_jobs_by_state().get(JobState.DEAD, 0)
+        threshold = current.dlq_threshold if dlq_threshold is None else dlq_threshold
+        checks.append(health.check_dlq(dead, threshold))
+        if facts.wal_bytes is not None:
+            checks.append(health.check_wal(facts.wal_bytes))
+        if facts.files:
+            checks.append(health.check_permissions(facts.files))
+        return checks
 
 
 def _is_queuectl_process(pid: int) -> bool:

@@ -71,3 +71,16 @@ def open_store(
             store.close()
             raise
     return store
+
+
+def open_existing_store(target: str | None = None) -> Store:
+    """Open a store that must already exist, creating nothing: for `doctor`, which must not
+    report a fresh empty store at a mistyped path as healthy. The schema is left as found."""
+    target = target or default_target()
+    if not is_postgres(target):
+        path = sqlite_path(target)
+        if not path.is_file():
+            from queuectl.core.errors import StoreUnavailable
+
+            raise StoreUnavailable(f"no store at {path}")
+    return open_store(target, migrate=False)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from queuectl.core.health import StoreFacts
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
 
@@ -200,3 +201,12 @@ class Store(Protocol):
     def get_config(self) -> dict[str, str]: ...
 
     def set_config(self, key: str, value: str) -> None: ...
+
+    # health (`queuectl doctor`)
+    def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
+        """Workers not stopped whose heartbeat is older than `lease_timeout` seconds."""
+        ...
+
+    def inspect_storage(self) -> StoreFacts:
+        """What the backend knows of itself: schema version, server, files, WAL size."""
+        ...

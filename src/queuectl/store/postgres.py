@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from queuectl.core.errors import DuplicateJobId, MissingDependency, StoreUnavailable
+from queuectl.core.health import StoreFacts
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.store.base import (
@@ -727,6 +728,46 @@ class PostgresStore:
             "INSERT INTO config (key, value) VALUES (%s, %s)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
+        )
+
+    # -- health (`queuectl doctor`) ---------------------------------------------------
+
+    def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
+        rows = self._read(
+            f"SELECT {WORKER_COLUMNS} FROM workers WHERE status <> 'stopped'"
+            " AND last_heartbeat < now() - %s * interval '1 second' ORDER BY last_heartbeat, id",
+            (float(lease_timeout),),
+        )
+        return [
+            WorkerInfo(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                _utc(row[4]),
+                _utc(row[5]),
+                row[6],
+                tuple(row[7]) if row[7] else None,
+            )
+            for row in rows
+        ]
+
+    def inspect_storage(self) -> StoreFacts:
+        """The server's version, this connection and the schema version."""
+        version, user, database, connections, limit = self._read(
+            "SELECT current_setting('server_version'), current_user, current_database(),"
+            " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),"
+            " current_setting('max_connections')::int"
+        )[0]
+        return StoreFacts(
+            backend="postgresql",
+            location=redact(self.url),
+            schema_version=self._schema_version(),
+            current_schema_version=SCHEMA_VERSION,
+            server=(
+                f"PostgreSQL {version} at {redact(self.url)} (user {user}, database {database};"
+                f" connections to it: {connections}, max_connections {limit})"
+            ),
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from queuectl.core.clock import Clock, SystemClock
 from queuectl.core.errors import DuplicateJobId, StoreUnavailable
+from queuectl.core.health import FileMode, StoreFacts
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.store.base import (
@@ -576,6 +577,53 @@ class SqliteStore:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    # -- health (`queuectl doctor`) ---------------------------------------------------
+
+    def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
+        rows = self._read(
+            f"SELECT {WORKER_COLUMNS} FROM workers WHERE status != 'stopped'"
+            " AND last_heartbeat < ? ORDER BY last_heartbeat, id",
+            (self._now() - lease_timeout,),
+        )
+        return [
+            WorkerInfo(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                _dt(row[4]),
+                _dt(row[5]),
+                row[6],
+                tuple(row[7].split(",")) if row[7] else None,
+            )
+            for row in rows
+        ]
+
+    def inspect_storage(self) -> StoreFacts:
+        """The schema version, the WAL's size and the modes of the store's files."""
+        (version,) = self._read("PRAGMA user_version")[0]
+        files = []
+        for path, is_dir in (
+            (self.path.parent, True),
+            (self.path, False),
+            (Path(f"{self.path}-wal"), False),
+            (Path(f"{self.path}-shm"), False),
+        ):
+            with suppress(FileNotFoundError):
+                files.append(FileMode(str(path), path.stat().st_mode, is_dir))
+        try:
+            wal_bytes = Path(f"{self.path}-wal").stat().st_size
+        except FileNotFoundError:
+            wal_bytes = 0
+        return StoreFacts(
+            backend="sqlite",
+            location=str(self.path),
+            schema_version=int(version),
+            current_schema_version=SCHEMA_VERSION,
+            wal_bytes=wal_bytes,
+            files=tuple(files),
+        )
 
 
 def _prepare_file(path: Path) -> None:

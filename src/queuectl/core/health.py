@@ -1,0 +1,243 @@
+"""The checks of `queuectl doctor`: pure verdicts on facts the store gathered."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from queuectl.core.models import Job, WorkerInfo
+
+WAL_LIMIT = 64 * 1024 * 1024  # bytes; a WAL this big means checkpoints cannot keep up
+# A worker that died longer ago than this is history, not a current problem: its row stays
+# (only stopped workers are cleaned up), so without a window every crash would fail forever.
+STALE_WORKER_WINDOW = 86400.0  # seconds
+NAMES_SHOWN = 3  # ids named in a one-line reason; --json lists them all
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"  # worth knowing; does not change the exit status
+    FAIL = "fail"  # a problem: `doctor` exits 1
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    reason: str
+    items: tuple[str, ...] = ()  # what the reason is about: job ids, worker ids, paths
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "reason": self.reason,
+            "items": list(self.items),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FileMode:
+    path: str
+    mode: int  # st_mode
+    is_dir: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFacts:
+    """What a backend can tell about itself, beyond the jobs."""
+
+    backend: str  # "sqlite" or "postgresql"
+    location: str  # the file, or the URL without its password
+    schema_version: int  # 0: no queuectl schema here
+    current_schema_version: int  # what this queuectl writes
+    server: str | None = None  # PostgreSQL: version and connection
+    wal_bytes: int | None = None  # SQLite: size of the -wal file (0 when there is none)
+    files: tuple[FileMode, ...] = ()  # SQLite: the folder, the database and its side files
+
+
+def check_store(facts: StoreFacts) -> Check:
+    where = facts.server or f"SQLite {facts.location}"
+    if facts.schema_version == 0:
+        return Check("store", Status.FAIL, f"{where}: no queuectl schema (not a queuectl store)")
+    if facts.schema_version > facts.current_schema_version:
+        return Check(
+            "store",
+            Status.FAIL,
+            f"{where}: schema version {facts.schema_version} is newer than this queuectl "
+            f"({facts.current_schema_version}): upgrade queuectl",
+        )
+    return Check("store", Status.OK, f"{where}, schema version {facts.schema_version}")
+
+
+def check_workers(
+    active: int, stale: Sequence[WorkerInfo], lease_timeout: float, now: datetime
+) -> Check:
+    """Workers that stopped sending heartbeats without stopping: killed, crashed, cut off."""
+    recent = [w for w in stale if _age(w.last_heartbeat, now) <= STALE_WORKER_WINDOW]
+    if recent:
+        described = [
+            f"{w.id} ({w.host}, pid {w.pid}, last heartbeat {_ago(w.last_heartbeat, now)})"
+            for w in recent
+        ]
+        return Check(
+            "workers",
+            Status.FAIL,
+            f"{len(recent)} worker{_s(recent)} stopped sending heartbeats without stopping "
+            f"(lease-timeout {_seconds(lease_timeout)}): {_names(described)}; {active} active",
+            tuple(w.id for w in recent),
+        )
+    if stale:
+        return Check(
+            "workers",
+            Status.WARN,
+            f"{active} active; {len(stale)} worker{_s(stale)} vanished more than a day ago "
+            f"without stopping: {_names([w.id for w in stale])}",
+            tuple(w.id for w in stale),
+        )
+    return Check("workers", Status.OK, f"{active} active, none stale")
+
+
+def check_stuck_jobs(
+    stuck: Sequence[Job], stale: Mapping[str, WorkerInfo], lease_timeout: float, now: datetime
+) -> Check:
+    """Jobs still `processing` whose worker is gone: nothing live has rescued them yet."""
+    if not stuck:
+        return Check("stuck-jobs", Status.OK, "no job is processing past its lease")
+    described = []
+    for job in stuck:
+        holder = stale.get(job.locked_by or "")
+        if holder is not None:
+            why = f"worker {holder.id}, last heartbeat {_ago(holder.last_heartbeat, now)}"
+        elif job.locked_by:
+            why = f"worker {job.locked_by}, stopped or unknown"
+        else:
+            why = "held by no worker"
+        described.append(f"{job.id} ({why})")
+    return Check(
+        "stuck-jobs",
+        Status.FAIL,
+        f"{len(stuck)} job{_s(stuck)} processing past the lease of "
+        f"{_seconds(lease_timeout)}: {_names(described)}; a live worker rescues them",
+        tuple(job.id for job in stuck),
+    )
+
+
+def check_dlq(dead: int, threshold: int) -> Check:
+    if dead > threshold:
+        return Check(
+            "dlq",
+            Status.FAIL,
+            f"{dead} dead jobs, above the threshold of {threshold}: see `queuectl dlq list`",
+        )
+    return Check(
+        "dlq", Status.OK, f"{dead} dead job{'' if dead == 1 else 's'} (threshold {threshold})"
+    )
+
+
+def check_wal(wal_bytes: int, limit: int = WAL_LIMIT) -> Check:
+    if wal_bytes > limit:
+        return Check(
+            "wal",
+            Status.FAIL,
+            f"the write-ahead log is {_size(wal_bytes)}, over {_size(limit)}: a long-lived "
+            "reader keeps SQLite from checkpointing it",
+        )
+    return Check("wal", Status.OK, f"write-ahead log {_size(wal_bytes)} (limit {_size(limit)})")
+
+
+def check_permissions(files: Sequence[FileMode]) -> Check:
+    """Other users must not read jobs (commands, env, output) nor change them.
+
+    Files: any access by group or others fails. The folder: write access fails (others
+    could replace the database or plant its -wal file); read access only warns (others
+    see the file names, not their contents).
+    """
+    failures: list[tuple[FileMode, str]] = []
+    warnings: list[tuple[FileMode, str]] = []
+    for entry in files:
+        bits = stat.S_IMODE(entry.mode)
+        write = bits & (stat.S_IWGRP | stat.S_IWOTH)
+        read = bits & (stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
+        if write or (read and not entry.is_dir):
+            failures.append((entry, _access(bits)))
+        elif read:
+            warnings.append((entry, _access(bits)))
+    if failures:
+        described = [f"{e.path} is {how} (mode {_octal(e)})" for e, how in failures]
+        fix = "; ".join(f"chmod {'700' if e.is_dir else '600'} {e.path}" for e, _ in failures)
+        return Check(
+            "permissions",
+            Status.FAIL,
+            f"{_names(described)}: other users can read or change the jobs; fix: {fix}",
+            tuple(e.path for e, _ in failures),
+        )
+    if warnings:
+        described = [f"{e.path} is {how} (mode {_octal(e)})" for e, how in warnings]
+        return Check(
+            "permissions",
+            Status.WARN,
+            f"{_names(described)}: other users can see the store's file names",
+            tuple(e.path for e, _ in warnings),
+        )
+    return Check("permissions", Status.OK, "only the owner can read or write the store")
+
+
+def has_problem(checks: Sequence[Check]) -> bool:
+    return any(check.status is Status.FAIL for check in checks)
+
+
+def _access(bits: int) -> str:
+    who = []
+    if bits & 0o070:
+        who.append("group")
+    if bits & 0o007:
+        who.append("others")
+    kinds = []
+    if bits & (stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH):
+        kinds.append("readable")
+    if bits & (stat.S_IWGRP | stat.S_IWOTH):
+        kinds.append("writable")
+    return f"{' and '.join(kinds)} by {' and '.join(who)}"
+
+
+def _octal(entry: FileMode) -> str:
+    return f"{stat.S_IMODE(entry.mode):04o}"
+
+
+def _names(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:NAMES_SHOWN])
+    more = len(items) - NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _age(at: datetime, now: datetime) -> float:
+    return (now - at).total_seconds()
+
+
+def _ago(at: datetime, now: datetime) -> str:
+    seconds = max(0, int(_age(at, now)))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _seconds(value: float) -> str:
+    return f"{int(value)}s" if float(value).is_integer() else f"{value}s"
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def _s(items: Sequence[object]) -> str:
+    return "" if len(items) == 1 else "s"
