@@ -24,4 +24,9 @@ def format_seconds(seconds: float) -> str:
     for unit, size in _LARGEST_FIRST:
         if seconds >= size and float(seconds / size).is_integer():
             return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds:g}s"
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    # Positional digits, never an exponent: "1e-08s" would not read back (issue 4).
+    from decimal import Decimal  # here: `enqueue` imports this module and never formats
+
+    return f"{Decimal(repr(float(seconds))):f}s"
