@@ -51,3 +51,25 @@ def age_worker(target: str, worker_id: str, seconds: float) -> None:
                 (seconds, worker_id),
             ).rowcount
     assert changed == 1, f"no worker {worker_id!r} to age"
+
+
+def age_claim(target: str, job_id: str, seconds: float) -> None:
+    """Make a processing job's claim `seconds` older (its locked_at and started_at)."""
+    if target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as server:
+            changed = server.execute(
+                "UPDATE queuectl.jobs SET locked_at = locked_at - %(age)s * interval '1 second',"
+                " started_at = started_at - %(age)s * interval '1 second' WHERE id = %(id)s",
+                {"age": seconds, "id": job_id},
+            ).rowcount
+    else:
+        path = target.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as database, database:
+            changed = database.execute(
+                "UPDATE jobs SET locked_at = locked_at - ?, started_at = started_at - ?"
+                " WHERE id = ?",
+                (seconds, seconds, job_id),
+            ).rowcount
+    assert changed == 1, f"no job {job_id!r} to age"

@@ -295,10 +295,16 @@ class QueueService:
         lease = current.lease_timeout
         stale = self.store.find_stale_workers(lease)
         now = self.store.now()
-        checks.append(health.check_workers(len(self.store.list_workers(lease)), stale, lease, now))
-        stuck = self.store.find_stale_jobs(lease)
+        active = self.store.list_workers(lease)
+        checks.append(health.check_workers(len(active), stale, lease, now))
         checks.append(
-            health.check_stuck_jobs(stuck, {worker.id: worker for worker in stale}, lease, now)
+            health.check_stuck_jobs(
+                self.store.find_stale_jobs(lease),
+                self.store.list_jobs(JobFilter(states=(JobState.PROCESSING,), limit=0)),
+                {worker.id: worker for worker in stale + active},
+                lease,
+                now,
+            )
         )
         dead = self.store.count_jobs_by_state().get(JobState.DEAD, 0)
         threshold = current.dlq_threshold if dlq_threshold is None else dlq_threshold

@@ -16,7 +16,7 @@ from queuectl.core.models import JobState, NewJob
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord, Store
 from tests.conftest import Queuectl, assert_error
-from tests.storetools import age_worker
+from tests.storetools import age_claim, age_worker
 
 STATUSES = {"ok", "warn", "fail"}
 
@@ -155,6 +155,26 @@ def test_doctor_leaves_a_job_of_a_live_worker_alone(q: Queuectl) -> None:
     assert code == 0, report
     assert checks_of(report)["stuck-jobs"]["status"] == "ok"
     assert "1 active" in checks_of(report)["workers"]["reason"]
+
+
+def test_doctor_reports_a_claim_its_live_worker_no_longer_runs(q: Queuectl) -> None:
+    """A worker that could not record a result moves on to its next job, alive: no rescue
+    takes the old job back from a live worker, so doctor is what notices it."""
+    plant_stuck_job(q, "forgotten", "worker-busy", heartbeat_age=0)
+    with store_of(q) as store:
+        store.insert_jobs([NewJob(id="next", command="sleep 1000")])
+        claimed = store.claim_job("worker-busy", None)
+        assert claimed is not None
+        assert claimed.id == "next"
+    code, report = doctor_json(q)
+    assert code == 0, report  # within the lease: its result may still be on the way
+    age_claim(q.target, "forgotten", 120)
+    code, report = doctor_json(q)
+    assert code == 1, report
+    stuck = checks_of(report)["stuck-jobs"]
+    assert stuck["items"] == ["forgotten"]
+    assert "worker-busy is alive but not running it" in stuck["reason"]
+    assert checks_of(report)["workers"]["status"] == "ok"
 
 
 def test_doctor_warns_only_of_workers_that_died_long_ago(q: Queuectl) -> None:

@@ -102,14 +102,23 @@ def check_workers(
 
 
 def check_stuck_jobs(
-    stuck: Sequence[Job], stale: Mapping[str, WorkerInfo], lease_timeout: float, now: datetime
+    stuck: Sequence[Job],
+    processing: Sequence[Job],
+    workers: Mapping[str, WorkerInfo],
+    lease_timeout: float,
+    now: datetime,
 ) -> Check:
-    """Jobs still `processing` whose worker is gone: nothing live has rescued them yet."""
-    if not stuck:
-        return Check("stuck-jobs", Status.OK, "no job is processing past its lease")
+    """Jobs still `processing` that nothing runs: their worker is gone (nothing live has
+    rescued them yet), or it is alive but running something else: a result it could not
+    record, which no rescue takes back while that worker lives.
+
+    `stuck` are the jobs of stale workers, `processing` all processing jobs, `workers` the
+    stale and the active workers by id.
+    """
     described = []
+    ids = []
     for job in stuck:
-        holder = stale.get(job.locked_by or "")
+        holder = workers.get(job.locked_by or "")
         if holder is not None:
             why = f"worker {holder.id}, last heartbeat {_ago(holder.last_heartbeat, now)}"
         elif job.locked_by:
@@ -117,12 +126,27 @@ def check_stuck_jobs(
         else:
             why = "held by no worker"
         described.append(f"{job.id} ({why})")
+        ids.append(job.id)
+    stuck_ids = {job.id for job in stuck}
+    for job in processing:
+        alive = workers.get(job.locked_by or "")
+        if (
+            alive is not None
+            and job.id not in stuck_ids
+            and alive.current_job_id != job.id
+            and job.locked_at is not None
+            and _age(job.locked_at, now) > lease_timeout
+        ):
+            described.append(f"{job.id} (worker {alive.id} is alive but not running it)")
+            ids.append(job.id)
+    if not ids:
+        return Check("stuck-jobs", Status.OK, "no job is processing past its lease")
     return Check(
         "stuck-jobs",
         Status.FAIL,
-        f"{len(stuck)} job{_s(stuck)} processing past the lease of "
-        f"{_seconds(lease_timeout)}: {_names(described)}; a live worker rescues them",
-        tuple(job.id for job in stuck),
+        f"{len(ids)} job{_s(ids)} processing past the lease of "
+        f"{_seconds(lease_timeout)}: {_names(described)}",
+        tuple(ids),
     )
 
 
