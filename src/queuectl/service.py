@@ -8,8 +8,9 @@ import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from queuectl.core import health, lifecycle
+from queuectl.core import lifecycle
 from queuectl.core import settings as config
 from queuectl.core.errors import DuplicateJobId, JobNotFound, UsageError, WrongState
 from queuectl.core.ids import is_valid_job_id
@@ -24,6 +25,9 @@ from queuectl.store.base import (
     Store,
     ThroughputBucket,
 )
+
+if TYPE_CHECKING:
+    from queuectl.core import health
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +288,8 @@ class QueueService:
     def diagnose(self, dlq_threshold: int | None = None) -> list[health.Check]:
         """The checks of `queuectl doctor`; reads only (an older schema is migrated first,
         as any command would). `dlq_threshold` defaults to config dlq-threshold."""
+        from queuectl.core import health  # here: other commands never need it
+
         facts = self.store.inspect_storage()
         if 0 < facts.schema_version < facts.current_schema_version:
             self.store.migrate()

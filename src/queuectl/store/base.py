@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from queuectl.core.health import StoreFacts
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+
+if TYPE_CHECKING:  # `queuectl enqueue` never needs the health checks
+    from queuectl.core.health import StoreFacts
 
 
 @dataclass(frozen=True, slots=True)

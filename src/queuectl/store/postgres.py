@@ -9,10 +9,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from queuectl.core.errors import DuplicateJobId, MissingDependency, StoreUnavailable
-from queuectl.core.health import StoreFacts
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.store.base import (
@@ -23,6 +22,9 @@ from queuectl.store.base import (
     ThroughputBucket,
 )
 from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
+
+if TYPE_CHECKING:
+    from queuectl.core.health import StoreFacts
 
 try:
     import psycopg
@@ -754,6 +756,8 @@ class PostgresStore:
 
     def inspect_storage(self) -> StoreFacts:
         """The server's version, this connection and the schema version."""
+        from queuectl.core.health import StoreFacts
+
         version, user, database, connections, limit = self._read(
             "SELECT current_setting('server_version'), current_user, current_database(),"
             " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),"

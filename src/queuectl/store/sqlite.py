@@ -10,11 +10,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queuectl.core.clock import Clock, SystemClock
 from queuectl.core.errors import DuplicateJobId, StoreUnavailable
-from queuectl.core.health import FileMode, StoreFacts
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.store.base import (
@@ -25,6 +24,9 @@ from queuectl.store.base import (
     ThroughputBucket,
 )
 from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
+
+if TYPE_CHECKING:
+    from queuectl.core.health import StoreFacts
 
 SCHEMA_VERSION = 2  # the number of the newest file in migrations/sqlite
 DELETE_BATCH = 500  # jobs deleted per write transaction
@@ -602,6 +604,8 @@ class SqliteStore:
 
     def inspect_storage(self) -> StoreFacts:
         """The schema version, the WAL's size and the modes of the store's files."""
+        from queuectl.core.health import FileMode, StoreFacts
+
         (version,) = self._read("PRAGMA user_version")[0]
         files = []
         for path, is_dir in (
