@@ -36,12 +36,12 @@ from tests import pgtools
 
 TAKEN_ID = "taken-id"  # already in every fuzzed store: reusing it must be refused
 FUZZ = settings(
-    max_examples=80,
+    max_examples=60,
     deadline=None,  # a loaded 2-core machine; the suite's timeout still bounds a hang
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,  # the same examples on every run: a failure here is reproducible
 )
-SUBPROCESS = settings(FUZZ, max_examples=8)
+SUBPROCESS = settings(FUZZ, max_examples=6)
 
 
 # -- running the command --------------------------------------------------------------
