@@ -346,26 +346,26 @@ def _version_2_store(backend: str, tmp_path: Any) -> Iterator[str]:
         return
     import psycopg
 
-    with pgtools.fresh_database(migrated=False) as url, psycopg.connect(url) as old:
-        old.execute("CREATE SCHEMA queuectl")
-        old.execute("SET search_path TO queuectl")
+    with pgtools.fresh_database(migrated=False) as url, psycopg.connect(url) as server:
+        server.execute("CREATE SCHEMA queuectl")
+        server.execute("SET search_path TO queuectl")
         for statement in scripts:
-            old.execute(statement)
+            server.execute(statement)
         for number in (1, 2):
-            old.execute("INSERT INTO queuectl_schema (version) VALUES (%s)", (number,))
+            server.execute("INSERT INTO queuectl_schema (version) VALUES (%s)", (number,))
         for job_id, state, error, code in V2_JOBS:
-            old.execute(
+            server.execute(
                 "INSERT INTO jobs (id, command, state, max_retries, timeout, created_at,"
                 " updated_at, run_at, attempts) VALUES (%s, 'true', %s, 3, 300, now(), now(),"
                 " now(), 1)",
                 (job_id, state),
             )
-            old.execute(
+            server.execute(
                 "INSERT INTO attempts (job_id, attempt, started_at, finished_at, exit_code,"
                 " error) VALUES (%s, 1, now(), now(), %s, %s)",
                 (job_id, code, error),
             )
-        old.commit()
+        server.commit()
         yield url
 
 
@@ -375,9 +375,7 @@ def test_a_version_2_store_is_migrated_with_outcomes_for_old_attempts(
     with _version_2_store(backend, tmp_path) as target:
         migrated = open_store(target)
         try:
-            outcomes = {
-                job_id: migrated.list_attempts(job_id)[0].outcome for job_id, *_ in V2_JOBS
-            }
+            outcomes = {job_id: migrated.list_attempts(job_id)[0].outcome for job_id, *_ in V2_JOBS}
             assert outcomes == {
                 "ok": AttemptOutcome.OK,
                 "timeout": AttemptOutcome.TIMEOUT,
