@@ -5,7 +5,6 @@ Decisions only; the store applies them. The diagram lives in the SPEC (2.2).
 
 from __future__ import annotations
 
-import random
 import signal as signals
 from dataclasses import dataclass
 
@@ -129,7 +128,11 @@ def after_failure(
         return Outcome(JobState.DEAD, None, error)
     delay = retry_delay(attempts, settings.backoff_base, settings.backoff_max)
     if settings.backoff_jitter == "full":
-        delay = full_jitter(delay, uniform or random.uniform)
+        if uniform is None:
+            import random  # here, not at the top: `enqueue` imports this module, and is timed
+
+            uniform = random.uniform
+        delay = full_jitter(delay, uniform)
     return Outcome(JobState.FAILED, delay, error)
 
 
