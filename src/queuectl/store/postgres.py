@@ -76,6 +76,7 @@ CLOSED_QUEUES = (
 LIMITS_MAX_AGE = 1.0  # seconds a store trusts its list of queues that have a limit
 DELETE_BATCH = 500  # jobs deleted per transaction
 CANCELLED_WHILE_RUNNING = "cancelled while running"
+REQUEUE_TRIES = 3  # a bulk DLQ retry that races an enqueue of one of its keys tries again
 WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
 
 # The claim in one statement, so one round trip: pick and lock the next due job (rows
@@ -508,6 +509,16 @@ class PostgresStore:
         )
 
     def requeue_all_dead(self, queue: str | None) -> int:
+        for _ in range(REQUEUE_TRIES - 1):
+            try:
+                return self._requeue_all_dead(queue)
+            except StoreUnavailable as exc:
+                # An enqueue took one of the keys between our look and our write: look again.
+                if not isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                    raise
+        return self._requeue_all_dead(queue)
+
+    def _requeue_all_dead(self, queue: str | None) -> int:
         with self._transaction() as cursor:
             # Jobs whose dedupe key is held stay dead, and of dead jobs sharing a key only
             # the newest comes back (the subqueries see the table as the statement began).

@@ -191,9 +191,9 @@ class SqliteStore:
                     return self._insert_new_keys(conn, insert, rows, jobs, now)
                 conn.executemany(insert, rows)
         except sqlite3.IntegrityError as exc:
-            if "dedupe_key" in str(exc):
-                raise self._duplicate_key(jobs) from exc
             existing = self._existing_ids([job.id for job in jobs])
+            if "dedupe_key" in str(exc) and not existing:  # a taken id is named first
+                raise self._duplicate_key(jobs) from exc
             which = f"job id {existing[0]!r}" if existing else "a job id"
             raise DuplicateJobId(f"{which} already exists") from exc
         return [_new_job_row(job, now) for job in jobs]
