@@ -12,9 +12,23 @@ from typing import TYPE_CHECKING
 
 from queuectl.core import lifecycle
 from queuectl.core import settings as config
-from queuectl.core.errors import DuplicateJobId, JobNotFound, UsageError, WrongState
+from queuectl.core.errors import (
+    DuplicateDedupeKey,
+    DuplicateJobId,
+    JobNotFound,
+    UsageError,
+    WrongState,
+)
 from queuectl.core.ids import is_valid_job_id
-from queuectl.core.models import FINISHED_STATES, Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.core.models import (
+    FINISHED_STATES,
+    Attempt,
+    AttemptOutcome,
+    Job,
+    JobState,
+    NewJob,
+    WorkerInfo,
+)
 from queuectl.core.settings import Settings
 from queuectl.core.spec import check_queue, parse_job_json, parse_job_lines
 from queuectl.store.base import (
@@ -50,18 +64,43 @@ class QueueService:
 
     # -- enqueue ----------------------------------------------------------------------
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
-        """Insert jobs all-or-nothing; DuplicateJobId when an id is taken."""
-        return self.store.insert_jobs(jobs)
+    def enqueue(self, jobs: Sequence[NewJob], *, skip_duplicate_keys: bool = False) -> list[Job]:
+        """Insert jobs all-or-nothing; DuplicateJobId when an id is taken, DuplicateDedupeKey
+        when an unfinished job holds a dedupe key. With `skip_duplicate_keys`
+        (`--if-exists skip`) such a job is not added and the holder stands in its place."""
+        if not skip_duplicate_keys:
+            return self.store.insert_jobs(jobs)
+        # A key given twice in the batch: the first job holds it, later ones stand for it.
+        unique: list[NewJob] = []
+        first: dict[str, int] = {}
+        positions = []
+        for job in jobs:
+            if job.dedupe_key is not None and job.dedupe_key in first:
+                positions.append(first[job.dedupe_key])
+                continue
+            if job.dedupe_key is not None:
+                first[job.dedupe_key] = len(unique)
+            positions.append(len(unique))
+            unique.append(job)
+        stored = self.store.insert_jobs(unique, skip_duplicate_keys=True)
+        return [stored[position] for position in positions]
 
-    def enqueue_json(self, text: str) -> Job:
-        return self.enqueue([parse_job_json(text, self.settings())])[0]
+    def enqueue_json(self, text: str, *, skip_duplicate_keys: bool = False) -> Job:
+        job = parse_job_json(text, self.settings())
+        return self.enqueue([job], skip_duplicate_keys=skip_duplicate_keys)[0]
 
-    def enqueue_lines(self, lines: Iterable[str]) -> list[Job]:
+    def enqueue_lines(
+        self, lines: Iterable[str], *, skip_duplicate_keys: bool = False
+    ) -> list[Job]:
         """`enqueue -`: all lines or none; an error names its line (SPEC 2.1)."""
-        numbered = parse_job_lines(lines, self.settings())
+        numbered = parse_job_lines(lines, self.settings(), skip_duplicate_keys=skip_duplicate_keys)
         try:
-            return self.enqueue([job for _, job in numbered])
+            return self.enqueue(
+                [job for _, job in numbered], skip_duplicate_keys=skip_duplicate_keys
+            )
+        except DuplicateDedupeKey as exc:
+            line = next((n for n, job in numbered if job.dedupe_key == exc.key), None)
+            raise DuplicateDedupeKey(exc.key, exc.existing_id, exc.state, line=line) from None
         except DuplicateJobId:
             # The store only knows that some id is taken; find its line, on this rare path.
             for number, job in numbered:
@@ -239,7 +278,7 @@ class QueueService:
             outcome = lifecycle.after_lost_run(
                 job.attempts, job.max_retries, job.locked_by, current
             )
-            record = AttemptRecord(exit_code=None, output=None)
+            record = AttemptRecord(exit_code=None, output=None, outcome=AttemptOutcome.LOST)
             if self.store.finish_attempt(job, job.locked_by or "", outcome, record):
                 rescued.append(job)
         return rescued
@@ -252,11 +291,14 @@ class QueueService:
             (key, spec.format(current.value_of(key))) for key, spec in config.CONFIG_KEYS.items()
         ]
 
-    def config_values(self) -> dict[str, float | int]:
-        """Every setting as a number (durations in seconds), for JSON."""
+    def config_values(self) -> dict[str, float | int | str]:
+        """Every setting as a number (durations in seconds) or a word, for JSON."""
         current = self.settings()
         values = {key: current.value_of(key) for key in config.CONFIG_KEYS}
-        return {key: int(v) if float(v).is_integer() else v for key, v in values.items()}
+        return {
+            key: int(v) if not isinstance(v, str) and float(v).is_integer() else v
+            for key, v in values.items()
+        }
 
     def config_get(self, key: str) -> str:
         spec = config.config_key(key)

@@ -18,6 +18,7 @@ JOB_FIELDS = {
     "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
     "created_at", "updated_at", "scheduled_at", "run_at", "started_at", "finished_at",
     "exit_code", "last_error", "output", "locked_by", "locked_at", "cwd", "env",
+    "retry_on_exit", "fatal_on_exit", "dedupe_key",
 }  # fmt: skip
 POST_ROUTES = [
     "/api/jobs",
@@ -98,6 +99,16 @@ def test_enqueue_of_a_taken_id_is_a_conflict(client: TestClient) -> None:
     response = client.post("/api/jobs", json={"id": "a", "command": "false"}, headers=AUTH)
     assert "already exists" in error_of(response, 409)
     assert client.get("/api/jobs/a").json()["command"] == "true"
+
+
+def test_enqueue_of_a_held_dedupe_key_is_a_conflict(client: TestClient) -> None:
+    body = {"id": "a", "command": "true", "dedupe_key": "nightly", "fatal_on_exit": [2]}
+    created = client.post("/api/jobs", json=body, headers=AUTH)
+    assert (created.json()["dedupe_key"], created.json()["fatal_on_exit"]) == ("nightly", [2])
+    again = {"id": "b", "command": "true", "dedupe_key": "nightly"}
+    response = client.post("/api/jobs", json=again, headers=AUTH)
+    assert error_of(response, 409) == "a job with dedupe key 'nightly' is already pending (a)"
+    assert client.get("/api/jobs/b").status_code == 404
 
 
 @pytest.mark.parametrize("route", POST_ROUTES)
@@ -181,6 +192,7 @@ def test_show_job_with_history_and_output(client: TestClient, q: Queuectl) -> No
     assert job["output"] == "out\nerr\n"
     assert [attempt["attempt"] for attempt in job["history"]] == [1, 2]
     assert {attempt["exit_code"] for attempt in job["history"]} == {4}
+    assert [attempt["outcome"] for attempt in job["history"]] == ["failed", "failed"]
     assert job == q.job("flaky")  # the same object as `queuectl show --json`
 
 

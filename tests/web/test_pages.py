@@ -37,6 +37,22 @@ def test_job_page_escapes_command_and_output(site: TestClient, q_sqlite: Queuect
     assert 'data-field="state">dead<' in html
 
 
+def test_job_page_shows_the_policy_and_each_attempts_outcome(
+    site: TestClient, q_sqlite: Queuectl
+) -> None:
+    q_sqlite.enqueue(
+        id="fatal", command="exit 2", fatal_on_exit=[2, 126], dedupe_key="nightly", max_retries=3
+    )
+    q_sqlite.enqueue(id="killed", command="kill -KILL $$", max_retries=1)
+    run_burst(q_sqlite)
+    fatal = site.get("/jobs/fatal").text
+    assert re.search(r'data-field="fatal_on_exit">\[2, 126\]<', fatal)
+    assert 'data-field="dedupe_key">nightly<' in fatal
+    assert "<td>failed</td>" in fatal
+    assert "exit code 2 is fatal (fatal_on_exit)" in fatal
+    assert "<td>killed (SIGKILL)</td>" in site.get("/jobs/killed").text
+
+
 def test_every_page_forbids_inline_scripts(site: TestClient) -> None:
     for path in ("/", "/api/status", "/static/dashboard.js"):
         headers = site.get(path).headers

@@ -35,3 +35,13 @@ def confirm(question: str) -> bool:
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def add_if_exists_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--if-exists",
+        choices=("error", "skip"),
+        default="error",
+        help="when an unfinished job has the same dedupe key: refuse (error, the default) "
+        "or add nothing and print that job's id (skip)",
+    )

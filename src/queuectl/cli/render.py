@@ -118,6 +118,7 @@ def print_job(job: Job, history: Sequence[Attempt], now: datetime) -> None:
     ]
     if job.locked_by:
         fields.append(("locked by", f"{job.locked_by} since {when(job.locked_at, now)}"))
+    fields += _policy_fields(job)
     out = [f"{name + ':':<12}{value}" for name, value in fields]
     out += ["", "History:"]
     if not history:
@@ -128,12 +129,36 @@ def print_job(job: Job, history: Sequence[Attempt], now: datetime) -> None:
             if attempt.finished_at
             else "running"
         )
-        result = attempt.error or ("ok" if attempt.finished_at else "")
         out.append(
             f"  #{attempt.attempt} {format_timestamp(attempt.started_at)} "
-            f"{attempt.worker_id or '-'} {ended} {result}".rstrip()
+            f"{attempt.worker_id or '-'} {ended} {_attempt_result(attempt)}".rstrip()
         )
     out += ["", "Output:" if job.output else "Output: (none)"]
     sys.stdout.write("\n".join(out) + "\n")
     if job.output:
         sys.stdout.write(job.output if job.output.endswith("\n") else job.output + "\n")
+
+
+def _policy_fields(job: Job) -> list[tuple[str, str]]:
+    """The exit-code policy and dedupe key, shown only when the job has them."""
+    fields = []
+    if job.retry_on_exit:
+        fields.append(("retry on", "exit " + ", ".join(map(str, job.retry_on_exit))))
+    if job.fatal_on_exit:
+        fields.append(("fatal on", "exit " + ", ".join(map(str, job.fatal_on_exit))))
+    if job.dedupe_key is not None:
+        fields.append(("dedupe key", job.dedupe_key))
+    return fields
+
+
+def _attempt_result(attempt: Attempt) -> str:
+    """`ok`, or the outcome class and why: `failed  exited with code 1`,
+    `killed (SIGKILL)  killed by signal SIGKILL`."""
+    if attempt.finished_at is None:
+        return ""
+    if attempt.outcome is None:  # recorded before outcomes were kept
+        return attempt.error or "ok"
+    kind = attempt.outcome.value
+    if attempt.signal:
+        kind += f" ({attempt.signal})"
+    return f"{kind:<18}{attempt.error}" if attempt.error else kind

@@ -36,6 +36,25 @@ class DuplicateJobId(UsageError):
     """A job with this id already exists."""
 
 
+class DuplicateDedupeKey(UsageError):
+    """A job with this dedupe key is already pending, failed or processing."""
+
+    def __init__(
+        self,
+        key: str,
+        existing_id: str | None,
+        state: str | None = None,
+        *,
+        line: int | None = None,
+    ) -> None:
+        holder = f"already {state} ({existing_id})" if existing_id else "given twice"
+        where = f"line {line}: " if line is not None else ""
+        super().__init__(f"{where}a job with dedupe key {key!r} is {holder}")
+        self.key = key
+        self.existing_id = existing_id
+        self.state = state
+
+
 class InvalidConfig(UsageError):
     """Invalid configuration key or value."""
 

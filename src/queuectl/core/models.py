@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from queuectl.core.clock import format_timestamp
@@ -11,6 +12,19 @@ from queuectl.core.states import JobState as JobState  # re-exported: the nouns 
 
 CLAIMABLE_STATES = (JobState.PENDING, JobState.FAILED)
 FINISHED_STATES = (JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED)
+# While a job is in one of these, no other job may hold its dedupe key.
+DEDUPE_STATES = (JobState.PENDING, JobState.FAILED, JobState.PROCESSING)
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt ended, as its history records it."""
+
+    OK = "ok"  # exited 0
+    FAILED = "failed"  # exited with a non-zero code
+    TIMEOUT = "timeout"  # ran past the job's timeout and was killed
+    KILLED = "killed"  # ended by a signal (named in the attempt), or killed by its worker
+    LOST = "lost"  # its worker died while running it (found by a rescue)
+    SPAWN_ERROR = "spawn-error"  # the shell could not be started
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +40,9 @@ class NewJob:
     scheduled_at: datetime | None = None
     cwd: str | None = None  # working directory of the run; None: the worker's
     env: dict[str, str] | None = None  # added to the worker's environment
+    retry_on_exit: tuple[int, ...] = ()  # only these exit codes are retried; empty: any
+    fatal_on_exit: tuple[int, ...] = ()  # these exit codes are never retried
+    dedupe_key: str | None = None  # at most one pending, failed or processing job per key
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +68,9 @@ class Job:
     locked_at: datetime | None
     cwd: str | None = None
     env: dict[str, str] | None = None
+    retry_on_exit: tuple[int, ...] = ()
+    fatal_on_exit: tuple[int, ...] = ()
+    dedupe_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +95,9 @@ class Job:
             "locked_at": _optional_time(self.locked_at),
             "cwd": self.cwd,
             "env": self.env,
+            "retry_on_exit": list(self.retry_on_exit),
+            "fatal_on_exit": list(self.fatal_on_exit),
+            "dedupe_key": self.dedupe_key,
         }
 
 
@@ -89,6 +112,8 @@ class Attempt:
     finished_at: datetime | None
     exit_code: int | None
     error: str | None
+    outcome: AttemptOutcome | None = None  # None while it runs (or from before outcomes)
+    signal: str | None = None  # the signal's name (SIGKILL) when the outcome is `killed`
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +123,8 @@ class Attempt:
             "finished_at": _optional_time(self.finished_at),
             "exit_code": self.exit_code,
             "error": self.error,
+            "outcome": self.outcome.value if self.outcome is not None else None,
+            "signal": self.signal,
         }
 
 

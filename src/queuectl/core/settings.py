@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from queuectl.core.durations import format_seconds, parse_seconds
 from queuectl.core.errors import InvalidConfig
@@ -28,11 +29,12 @@ class Settings:
     retention_completed: float = 7 * 86400.0  # seconds a completed job is kept; 0: forever
     retention_dead: float = 30 * 86400.0  # seconds a dead or cancelled job is kept; 0: forever
     dlq_threshold: int = 100  # dead jobs above which `doctor` reports a problem
+    backoff_jitter: str = "none"  # "full": each retry delay drawn uniformly from [0, delay]
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> Settings:
         """Settings from the config table's text values; unknown or broken rows are ignored."""
-        values: dict[str, float | int] = {}
+        values: dict[str, float | int | str] = {}
         for key, text in stored.items():
             spec = CONFIG_KEYS.get(key)
             if spec is None:
@@ -43,16 +45,16 @@ class Settings:
                 continue
         return cls(**values)  # type: ignore[arg-type]
 
-    def value_of(self, key: str) -> float | int:
+    def value_of(self, key: str) -> float | int | str:
         return getattr(self, config_key(key).attribute)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
     key: str
-    parse: Callable[[str], float | int]
+    parse: Callable[[str], float | int | str]
     help: str
-    format: Callable[[float | int], str] = lambda value: format_value(value)
+    format: Callable[[Any], str] = lambda value: format_value(value)  # takes parse's result
 
     @property
     def attribute(self) -> str:
@@ -94,6 +96,18 @@ def _duration(text: str) -> float:
     if seconds > MAX_SETTING_SECONDS:
         raise InvalidConfig(f"{text!r} is longer than {format_seconds(MAX_SETTING_SECONDS)}")
     return seconds
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    """A parser for a key whose value is one word of `choices`."""
+
+    def parse(text: str) -> str:
+        word = text.strip().lower()
+        if word not in choices:
+            raise InvalidConfig(f"{text!r} is not one of {', '.join(choices)}")
+        return word
+
+    return parse
 
 
 def _display(value: float | int) -> str:
@@ -151,6 +165,11 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             _parser(0, integer=True),
             "dead jobs above which `queuectl doctor` reports a problem",
         ),
+        ConfigKey(
+            "backoff-jitter",
+            _choice("none", "full"),
+            "none: exact retry delays; full: each a random time between 0 and the delay",
+        ),
     )
 }
 
@@ -163,8 +182,8 @@ def config_key(key: str) -> ConfigKey:
         raise InvalidConfig(f"unknown config key {key!r} (known keys: {known})") from None
 
 
-def format_value(value: float | int) -> str:
-    """The bare form `config get` prints: 3, 2, 0.5."""
+def format_value(value: float | int | str) -> str:
+    """The bare form `config get` prints: 3, 2, 0.5, full."""
     return _display(value) if isinstance(value, float) else str(value)
 
 

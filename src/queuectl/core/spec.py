@@ -25,11 +25,16 @@ ALLOWED_KEYS = (
     "timeout",
     "cwd",
     "env",
+    "retry_on_exit",
+    "fatal_on_exit",
+    "dedupe_key",
 )
 VALID_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 VALID_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_RETRIES_LIMIT = 1000
+MAX_EXIT_CODE = 255
+MAX_DEDUPE_KEY_LENGTH = 256  # characters
 
 
 def parse_job_json(text: str, settings: Settings, line: int | None = None) -> NewJob:
@@ -50,11 +55,15 @@ def parse_job_json(text: str, settings: Settings, line: int | None = None) -> Ne
         raise InvalidJobSpec(exc.message, line) from None
 
 
-def parse_job_lines(lines: Iterable[str], settings: Settings) -> list[tuple[int, NewJob]]:
+def parse_job_lines(
+    lines: Iterable[str], settings: Settings, *, skip_duplicate_keys: bool = False
+) -> list[tuple[int, NewJob]]:
     """JSON lines (blank ones skipped) to (line number, NewJob) pairs, validating all before
-    any is used; numbers count physical lines from 1."""
+    any is used; numbers count physical lines from 1. A dedupe key given twice is refused
+    unless `skip_duplicate_keys` (`--if-exists skip`: the first line's job stands)."""
     jobs: list[tuple[int, NewJob]] = []
     seen: dict[str, int] = {}
+    keys: dict[str, int] = {}
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -62,6 +71,13 @@ def parse_job_lines(lines: Iterable[str], settings: Settings) -> list[tuple[int,
         if job.id in seen:
             raise InvalidJobSpec(f"duplicate id {job.id!r} (also on line {seen[job.id]})", number)
         seen[job.id] = number
+        if job.dedupe_key is not None:
+            if job.dedupe_key in keys and not skip_duplicate_keys:
+                first = keys[job.dedupe_key]
+                raise InvalidJobSpec(
+                    f"duplicate dedupe key {job.dedupe_key!r} (also on line {first})", number
+                )
+            keys.setdefault(job.dedupe_key, number)
         jobs.append((number, job))
     return jobs
 
@@ -95,7 +111,69 @@ def job_from_fields(data: dict[str, Any], settings: Settings) -> NewJob:
         ),
         cwd=check_cwd(_typed(data, "cwd", str)) if data.get("cwd") is not None else None,
         env=check_env(data["env"]) if data.get("env") is not None else None,
+        **_policy_fields(data),
     )
+
+
+def _policy_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """retry_on_exit, fatal_on_exit and dedupe_key of an enqueue object (null: unset)."""
+    retry = check_exit_codes("retry_on_exit", data.get("retry_on_exit"))
+    fatal = check_exit_codes("fatal_on_exit", data.get("fatal_on_exit"))
+    check_exit_policy(retry, fatal)
+    key = data.get("dedupe_key")
+    return {
+        "retry_on_exit": retry,
+        "fatal_on_exit": fatal,
+        "dedupe_key": check_dedupe_key(_typed(data, "dedupe_key", str))
+        if key is not None
+        else None,
+    }
+
+
+def check_exit_codes(name: str, value: object) -> tuple[int, ...]:
+    """A JSON array of exit codes (0-255) as a sorted tuple without repeats; null is ()."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidJobSpec(f"{name} must be an array of exit codes, got {_json_type(value)}")
+    codes = set()
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise InvalidJobSpec(f"{name}: exit codes are integers, got {_json_type(item)}")
+        if not 0 <= item <= MAX_EXIT_CODE:
+            raise InvalidJobSpec(f"{name}: exit code {item} is outside 0-{MAX_EXIT_CODE}")
+        codes.add(item)
+    return tuple(sorted(codes))
+
+
+def check_exit_policy(retry_on_exit: tuple[int, ...], fatal_on_exit: tuple[int, ...]) -> None:
+    both = sorted(set(retry_on_exit) & set(fatal_on_exit))
+    if both:
+        raise InvalidJobSpec(
+            f"exit code {both[0]} is in both retry_on_exit and fatal_on_exit: choose one"
+        )
+
+
+def parse_exit_codes(option: str, text: str) -> tuple[int, ...]:
+    """`add --retry-on-exit 75,111`: comma-separated exit codes."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and part.isascii() for part in parts):
+        raise UsageError(f"{option} {text!r}: expected exit codes separated by commas, e.g. 75,111")
+    return check_exit_codes(option, [int(part) for part in parts])
+
+
+def check_dedupe_key(value: str) -> str:
+    if not value.strip():
+        raise InvalidJobSpec("dedupe_key must not be empty")
+    if len(value) > MAX_DEDUPE_KEY_LENGTH:
+        raise InvalidJobSpec(
+            f"dedupe_key must be at most {MAX_DEDUPE_KEY_LENGTH} characters, got {len(value)}"
+        )
+    if "\0" in value:
+        raise InvalidJobSpec("dedupe_key must not contain a NUL character")
+    if not _is_utf8(value):
+        raise InvalidJobSpec("dedupe_key must be valid UTF-8 text")
+    return value
 
 
 def check_job_id(value: str) -> str:

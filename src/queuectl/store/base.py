@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from queuectl.core.lifecycle import Outcome
-from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
 
 if TYPE_CHECKING:  # `queuectl enqueue` never needs the health checks
     from queuectl.core.health import StoreFacts
@@ -24,6 +24,8 @@ class AttemptRecord:
 
     exit_code: int | None
     output: str | None  # None keeps what was saved while the job ran
+    outcome: AttemptOutcome | None = None
+    signal: str | None = None  # the name of the signal that ended a killed run
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +77,14 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     # jobs
-    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
-        """Insert all jobs in one transaction, or none (DuplicateJobId)."""
+    def insert_jobs(
+        self, jobs: Sequence[NewJob], *, skip_duplicate_keys: bool = False
+    ) -> list[Job]:
+        """Insert all jobs in one transaction, or none (DuplicateJobId, DuplicateDedupeKey).
+
+        With `skip_duplicate_keys`, a job whose dedupe key an unfinished job holds is not
+        inserted and that job stands in its place in the result; the rest are inserted.
+        """
         ...
 
     def get_job(self, job_id: str) -> Job | None: ...

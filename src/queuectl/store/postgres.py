@@ -11,9 +11,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from queuectl.core.errors import DuplicateJobId, MissingDependency, StoreUnavailable
+from queuectl.core.errors import (
+    DuplicateDedupeKey,
+    DuplicateJobId,
+    MissingDependency,
+    StoreUnavailable,
+    WrongState,
+)
 from queuectl.core.lifecycle import Outcome
-from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -21,7 +27,18 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
-from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
+from queuectl.store.rows import (
+    ATTEMPT_COLUMNS,
+    DEDUPE_HELD,
+    attempt_from_row,
+    dedupe_held,
+    exit_codes_to_column,
+    first_repeated_key,
+    job_from_row,
+    outcome_class,
+    queue_infos,
+    state_counts,
+)
 
 if TYPE_CHECKING:
     from queuectl.core.health import StoreFacts
@@ -39,7 +56,7 @@ log = logging.getLogger("queuectl.store")
 Connection: TypeAlias = "psycopg.Connection[tuple[Any, ...]]"
 Cursor: TypeAlias = "psycopg.Cursor[tuple[Any, ...]]"
 
-SCHEMA_VERSION = 2  # the number of the newest file in migrations/postgres
+SCHEMA_VERSION = 3  # the number of the newest file in migrations/postgres
 MIGRATION_LOCK = 0x71756575  # pg_advisory_xact_lock key ("queu"): one migrator at a time
 SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
 CHANNEL = "queuectl_jobs"  # NOTIFY channel: a job may have become claimable
@@ -51,7 +68,7 @@ LISTEN_RETRY_MAX = 30.0  # seconds; cap of the listener's reconnect backoff
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
     " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
-    " output, locked_by, locked_at, cwd, env"
+    " output, locked_by, locked_at, cwd, env, retry_on_exit, fatal_on_exit, dedupe_key"
 )
 # A queue is closed to claims while paused or while it runs as many jobs as its limit.
 CLOSED_QUEUES = (
@@ -62,6 +79,7 @@ CLOSED_QUEUES = (
 LIMITS_MAX_AGE = 1.0  # seconds a store trusts its list of queues that have a limit
 DELETE_BATCH = 500  # jobs deleted per transaction
 CANCELLED_WHILE_RUNNING = "cancelled while running"
+REQUEUE_TRIES = 3  # a bulk DLQ retry that races an enqueue of one of its keys tries again
 WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
 
 # The claim in one statement, so one round trip: pick and lock the next due job (rows
@@ -110,7 +128,7 @@ WITH finished AS (
     RETURNING id
 ), attempt AS (
     UPDATE attempts SET finished_at = now(), exit_code = %(exit_code)s, error = %(error)s,
-        output = coalesce(%(output)s, output)
+        output = coalesce(%(output)s, output), outcome = %(outcome)s, signal = %(signal)s
     FROM finished
     WHERE attempts.job_id = finished.id AND attempts.attempt = %(attempt)s
         AND attempts.finished_at IS NULL
@@ -242,7 +260,9 @@ class PostgresStore:
 
     # -- jobs -------------------------------------------------------------------------
 
-    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def insert_jobs(
+        self, jobs: Sequence[NewJob], *, skip_duplicate_keys: bool = False
+    ) -> list[Job]:
         if not jobs:
             return []
         columns = (
@@ -255,30 +275,79 @@ class PostgresStore:
             [job.scheduled_at for job in jobs],
             [job.cwd for job in jobs],
             [json.dumps(job.env) if job.env is not None else None for job in jobs],
+            [exit_codes_to_column(job.retry_on_exit) for job in jobs],
+            [exit_codes_to_column(job.fatal_on_exit) for job in jobs],
+            [job.dedupe_key for job in jobs],
         )
+        # A job whose key is held is skipped, not an error: the unique index arbitrates,
+        # so of concurrent enqueuers of one key exactly one inserts.
+        skip = f" ON CONFLICT (dedupe_key) WHERE {DEDUPE_HELD} DO NOTHING"
         try:
             with self._transaction() as cursor:
                 # One statement for the whole batch: arrays unnested server-side, in order.
                 cursor.execute(
                     "INSERT INTO jobs (id, command, state, queue, priority, max_retries,"
-                    " timeout, created_at, updated_at, scheduled_at, run_at, cwd, env)"
+                    " timeout, created_at, updated_at, scheduled_at, run_at, cwd, env,"
+                    " retry_on_exit, fatal_on_exit, dedupe_key)"
                     " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
-                    " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env"
+                    " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env,"
+                    " retry_on_exit, fatal_on_exit, dedupe_key"
                     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
-                    " %s::float8[], %s::timestamptz[], %s::text[], %s::text[]) WITH ORDINALITY"
-                    " AS new (id, command,"
-                    " queue, priority, max_retries, timeout, scheduled_at, cwd, env, position)"
-                    f" ORDER BY position RETURNING {JOB_COLUMNS}",
+                    " %s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
+                    " %s::text[], %s::text[]) WITH ORDINALITY AS new (id, command, queue,"
+                    " priority, max_retries, timeout, scheduled_at, cwd, env, retry_on_exit,"
+                    " fatal_on_exit, dedupe_key, position)"
+                    f" ORDER BY position{skip if skip_duplicate_keys else ''}"
+                    f" RETURNING {JOB_COLUMNS}",
                     columns,
                 )
                 inserted = {row[0]: _job(row) for row in cursor.fetchall()}
-                # Delivered at commit, to every idle worker: no one waits for a poll.
-                cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+                created = len(inserted)
+                if created < len(jobs):
+                    inserted |= self._key_holders(cursor, jobs, inserted)
+                if created:
+                    # Delivered at commit, to every idle worker: no one waits for a poll.
+                    cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                if exc.__cause__.diag.constraint_name == "jobs_dedupe_key":
+                    raise self._duplicate_key(jobs) from exc.__cause__
                 raise self._duplicate([job.id for job in jobs]) from exc.__cause__
             raise
         return [inserted[job.id] for job in jobs]
+
+    def _key_holders(
+        self, cursor: Cursor, jobs: Sequence[NewJob], inserted: dict[str, Job]
+    ) -> dict[str, Job]:
+        """For each skipped job (by its id), the job that holds its dedupe key: the one that
+        is unfinished, else (it finished a moment ago) the newest with that key."""
+        skipped = [job for job in jobs if job.id not in inserted]
+        cursor.execute(
+            f"SELECT {JOB_COLUMNS}, {DEDUPE_HELD} FROM jobs WHERE dedupe_key = ANY(%s)"
+            " ORDER BY seq",
+            ([job.dedupe_key for job in skipped],),
+        )
+        holders: dict[str, Job] = {}
+        held: set[str] = set()
+        for row in cursor.fetchall():
+            job, key, is_held = _job(row), row[23], bool(row[-1])
+            if is_held or key not in held:
+                holders[key] = job
+            if is_held:
+                held.add(key)
+        return {job.id: holders[job.dedupe_key] for job in skipped if job.dedupe_key}
+
+    def _duplicate_key(self, jobs: Sequence[NewJob]) -> DuplicateDedupeKey:
+        """Name the key that broke the batch and the job that holds it."""
+        keys = list({job.dedupe_key for job in jobs if job.dedupe_key is not None})
+        rows = self._read(
+            f"SELECT dedupe_key, id, state FROM jobs WHERE dedupe_key = ANY(%s) AND {DEDUPE_HELD}"
+            " ORDER BY seq LIMIT 1",
+            (keys,),
+        )
+        if rows:
+            return DuplicateDedupeKey(rows[0][0], rows[0][1], rows[0][2])
+        return DuplicateDedupeKey(first_repeated_key(jobs) or "?", None)
 
     def _duplicate(self, ids: list[str]) -> DuplicateJobId:
         """Name the id that broke the batch: one already stored, or one given twice."""
@@ -331,9 +400,7 @@ class PostgresStore:
 
     def list_attempts(self, job_id: str) -> list[Attempt]:
         rows = self._read(
-            "SELECT job_id, attempt, worker_id, started_at, finished_at, exit_code, error"
-            " FROM attempts WHERE job_id = %s ORDER BY seq",
-            (job_id,),
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = %s ORDER BY seq", (job_id,)
         )
         return [attempt_from_row(row, _utc) for row in rows]
 
@@ -380,6 +447,8 @@ class PostgresStore:
                 "exit_code": record.exit_code,
                 "error": _without_nul(outcome.last_error),
                 "output": _without_nul(record.output),
+                "outcome": outcome_class(record, outcome),
+                "signal": record.signal,
                 "job": job.id,
                 "worker": worker_id,
                 "attempt": job.attempts,
@@ -408,25 +477,64 @@ class PostgresStore:
         return self.requeue_job(job_id, (JobState.DEAD,)) is not None
 
     def requeue_job(self, job_id: str, states: Sequence[JobState]) -> Job | None:
-        with self._transaction() as cursor:
-            cursor.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
-                " updated_at = now(), locked_by = NULL, locked_at = NULL"
-                f" WHERE id = %s AND state = ANY(%s) RETURNING {JOB_COLUMNS}",
-                (job_id, [state.value for state in states]),
-            )
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
+                    " updated_at = now(), locked_by = NULL, locked_at = NULL"
+                    f" WHERE id = %s AND state = ANY(%s) RETURNING {JOB_COLUMNS}",
+                    (job_id, [state.value for state in states]),
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    return None
+                cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                raise self._key_taken(job_id) from exc.__cause__
+            raise
         return _job(row)
 
+    def _key_taken(self, job_id: str) -> WrongState:
+        """Why a job cannot go back to pending: another holds its dedupe key now."""
+        rows = self._read(
+            "SELECT held.dedupe_key, held.id, held.state FROM jobs AS mine"
+            f" JOIN jobs AS held ON held.dedupe_key = mine.dedupe_key AND {dedupe_held('held')}"
+            " WHERE mine.id = %s AND held.id <> mine.id LIMIT 1",
+            (job_id,),
+        )
+        if not rows:
+            return WrongState(f"job {job_id!r} cannot be retried now: its dedupe key is taken")
+        key, holder, state = rows[0]
+        return WrongState(
+            f"job {job_id!r} cannot be retried: a job with dedupe key {key!r} is already"
+            f" {state} ({holder})"
+        )
+
     def requeue_all_dead(self, queue: str | None) -> int:
+        for _ in range(REQUEUE_TRIES - 1):
+            try:
+                return self._requeue_all_dead(queue)
+            except StoreUnavailable as exc:
+                # An enqueue took one of the keys between our look and our write: look again.
+                if not isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                    raise
+        return self._requeue_all_dead(queue)
+
+    def _requeue_all_dead(self, queue: str | None) -> int:
         with self._transaction() as cursor:
+            # Jobs whose dedupe key is held stay dead, and of dead jobs sharing a key only
+            # the newest comes back (the subqueries see the table as the statement began).
             cursor.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
-                " updated_at = now() WHERE state = 'dead' AND (%s::text IS NULL OR queue = %s)",
-                (queue, queue),
+                "UPDATE jobs AS dead SET state = 'pending', attempts = 0, run_at = now(),"
+                " updated_at = now() WHERE state = 'dead' AND (%(queue)s::text IS NULL"
+                " OR queue = %(queue)s) AND (dedupe_key IS NULL OR (NOT EXISTS (SELECT 1"
+                "  FROM jobs AS held WHERE held.dedupe_key = dead.dedupe_key"
+                f"   AND {dedupe_held('held')})"
+                "  AND seq = (SELECT max(seq) FROM jobs AS twin"
+                "   WHERE twin.dedupe_key = dead.dedupe_key AND twin.state = 'dead'"
+                "   AND (%(queue)s::text IS NULL OR twin.queue = dead.queue))))",
+                {"queue": queue},
             )
             count = cursor.rowcount
             if count:
@@ -452,9 +560,9 @@ class PostgresStore:
             )
             if running:
                 cursor.execute(
-                    "UPDATE attempts SET finished_at = now(), error = %s"
+                    "UPDATE attempts SET finished_at = now(), error = %s, outcome = %s"
                     " WHERE job_id = %s AND attempt = %s AND finished_at IS NULL",
-                    (CANCELLED_WHILE_RUNNING, job_id, job.attempts),
+                    (CANCELLED_WHILE_RUNNING, AttemptOutcome.KILLED.value, job_id, job.attempts),
                 )
                 # Its worker's finish will be refused, so it would never clear this itself:
                 # `status` would show the worker busy with a job that is over.

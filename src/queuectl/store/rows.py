@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from queuectl.core.models import Attempt, Job, JobState
-from queuectl.store.base import QueueInfo
+from queuectl.core.lifecycle import Outcome
+from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob
+from queuectl.store.base import AttemptRecord, QueueInfo
 
 TimeReader = Callable[[Any], datetime]  # a stored time (epoch float, timestamptz) to UTC
 
@@ -41,7 +42,19 @@ def job_from_row(row: Sequence[Any], to_time: TimeReader) -> Job:
         locked_at=maybe(row[18]),
         cwd=row[19],
         env=json.loads(row[20]) if row[20] is not None else None,
+        retry_on_exit=exit_codes_from_column(row[21]),
+        fatal_on_exit=exit_codes_from_column(row[22]),
+        dedupe_key=row[23],
     )
+
+
+def exit_codes_to_column(codes: Sequence[int]) -> str | None:
+    """Exit codes as stored: a JSON array, NULL when there are none."""
+    return json.dumps(list(codes)) if codes else None
+
+
+def exit_codes_from_column(value: str | None) -> tuple[int, ...]:
+    return tuple(json.loads(value)) if value else ()
 
 
 def queue_infos(
@@ -64,9 +77,17 @@ def queue_infos(
 
 
 def attempt_from_row(row: Sequence[Any], to_time: TimeReader) -> Attempt:
-    """An Attempt from (job_id, attempt, worker_id, started_at, finished_at, exit_code, error)."""
+    """An Attempt from the columns of ATTEMPT_COLUMNS, in that order."""
     finished = to_time(row[4]) if row[4] is not None else None
-    return Attempt(row[0], row[1], row[2], to_time(row[3]), finished, row[5], row[6])
+    outcome = AttemptOutcome(row[7]) if row[7] is not None else None
+    return Attempt(
+        row[0], row[1], row[2], to_time(row[3]), finished, row[5], row[6], outcome, row[8]
+    )
+
+
+ATTEMPT_COLUMNS = (
+    "job_id, attempt, worker_id, started_at, finished_at, exit_code, error, outcome, signal"
+)
 
 
 def state_counts(rows: Iterable[Sequence[Any]]) -> dict[JobState, int]:
@@ -75,3 +96,34 @@ def state_counts(rows: Iterable[Sequence[Any]]) -> dict[JobState, int]:
     for state, count in rows:
         counts[JobState(state)] = count
     return counts
+
+
+# The predicate of the unique index jobs_dedupe_key (migration 0003): an upsert names it to
+# skip a job whose key is taken, and lookups use it to find the job that holds a key.
+DEDUPE_HELD = "dedupe_key IS NOT NULL AND state IN ('pending', 'failed', 'processing')"
+
+
+def dedupe_held(alias: str) -> str:
+    """DEDUPE_HELD for the jobs table named `alias` in a query that joins it to itself."""
+    return (
+        f"{alias}.dedupe_key IS NOT NULL AND {alias}.state IN ('pending', 'failed', 'processing')"
+    )
+
+
+def first_repeated_key(jobs: Sequence[NewJob]) -> str | None:
+    """The first dedupe key that two of `jobs` share, if any."""
+    seen: set[str] = set()
+    for job in jobs:
+        if job.dedupe_key is not None:
+            if job.dedupe_key in seen:
+                return job.dedupe_key
+            seen.add(job.dedupe_key)
+    return None
+
+
+def outcome_class(record: AttemptRecord, outcome: Outcome) -> str:
+    """The attempt's outcome class to store; a caller that gives none gets one by state."""
+    if record.outcome is not None:
+        return record.outcome.value
+    completed = outcome.state is JobState.COMPLETED
+    return (AttemptOutcome.OK if completed else AttemptOutcome.FAILED).value

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from queuectl.core.clock import Clock, SystemClock
-from queuectl.core.errors import DuplicateJobId, StoreUnavailable
+from queuectl.core.errors import DuplicateDedupeKey, DuplicateJobId, StoreUnavailable, WrongState
 from queuectl.core.lifecycle import Outcome
-from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -23,12 +23,23 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
-from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
+from queuectl.store.rows import (
+    ATTEMPT_COLUMNS,
+    DEDUPE_HELD,
+    attempt_from_row,
+    dedupe_held,
+    exit_codes_to_column,
+    first_repeated_key,
+    job_from_row,
+    outcome_class,
+    queue_infos,
+    state_counts,
+)
 
 if TYPE_CHECKING:
     from queuectl.core.health import StoreFacts
 
-SCHEMA_VERSION = 2  # the number of the newest file in migrations/sqlite
+SCHEMA_VERSION = 3  # the number of the newest file in migrations/sqlite
 DELETE_BATCH = 500  # jobs deleted per write transaction
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before giving up
@@ -37,7 +48,7 @@ CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
     " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
-    " output, locked_by, locked_at, cwd, env"
+    " output, locked_by, locked_at, cwd, env, retry_on_exit, fatal_on_exit, dedupe_key"
 )
 # A queue is closed to claims while paused or while it runs as many jobs as its limit.
 CLOSED_QUEUES = (
@@ -147,7 +158,9 @@ class SqliteStore:
 
     # -- jobs -------------------------------------------------------------------------
 
-    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def insert_jobs(
+        self, jobs: Sequence[NewJob], *, skip_duplicate_keys: bool = False
+    ) -> list[Job]:
         now = self._now()
         rows = [
             (
@@ -164,22 +177,70 @@ class SqliteStore:
                 _ts(job.scheduled_at) if job.scheduled_at else now,
                 job.cwd,
                 json.dumps(job.env) if job.env is not None else None,
+                exit_codes_to_column(job.retry_on_exit),
+                exit_codes_to_column(job.fatal_on_exit),
+                job.dedupe_key,
             )
             for job in jobs
         ]
+        insert = (
+            "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
+            " created_at, updated_at, scheduled_at, run_at, cwd, env, retry_on_exit,"
+            " fatal_on_exit, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
         try:
             with self._write() as conn:
-                conn.executemany(
-                    "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
-                    " created_at, updated_at, scheduled_at, run_at, cwd, env)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                if skip_duplicate_keys:
+                    return self._insert_new_keys(conn, insert, rows, jobs, now)
+                conn.executemany(insert, rows)
         except sqlite3.IntegrityError as exc:
             existing = self._existing_ids([job.id for job in jobs])
+            if "dedupe_key" in str(exc) and not existing:  # a taken id is named first
+                raise self._duplicate_key(jobs) from exc
             which = f"job id {existing[0]!r}" if existing else "a job id"
             raise DuplicateJobId(f"{which} already exists") from exc
         return [_new_job_row(job, now) for job in jobs]
+
+    def _insert_new_keys(
+        self,
+        conn: sqlite3.Connection,
+        insert: str,
+        rows: list[tuple[Any, ...]],
+        jobs: Sequence[NewJob],
+        now: float,
+    ) -> list[Job]:
+        """Insert each job unless an unfinished job holds its dedupe key; that job stands in
+        its place. Inside the caller's write transaction, so no enqueuer can slip between."""
+        result = []
+        for row, job in zip(rows, jobs, strict=True):
+            added = conn.execute(
+                f"{insert} ON CONFLICT (dedupe_key) WHERE {DEDUPE_HELD} DO NOTHING RETURNING seq",
+                row,
+            ).fetchone()
+            if added is not None:
+                result.append(_new_job_row(job, now))
+                continue
+            held = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = ? AND {DEDUPE_HELD}",
+                (job.dedupe_key,),
+            ).fetchone()
+            result.append(_job(held))
+        return result
+
+    def _duplicate_key(self, jobs: Sequence[NewJob]) -> DuplicateDedupeKey:
+        """Name the key that broke the batch and the job that holds it."""
+        keys = list({job.dedupe_key for job in jobs if job.dedupe_key is not None})
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT dedupe_key, id, state FROM jobs WHERE dedupe_key IN ({marks})"
+                f" AND {DEDUPE_HELD} ORDER BY seq LIMIT 1",
+                chunk,
+            )
+            if rows:
+                return DuplicateDedupeKey(rows[0][0], rows[0][1], rows[0][2])
+        return DuplicateDedupeKey(first_repeated_key(jobs) or "?", None)
 
     def _existing_ids(self, ids: list[str]) -> list[str]:
         found = []
@@ -228,9 +289,7 @@ class SqliteStore:
 
     def list_attempts(self, job_id: str) -> list[Attempt]:
         rows = self._read(
-            "SELECT job_id, attempt, worker_id, started_at, finished_at, exit_code, error"
-            " FROM attempts WHERE job_id = ? ORDER BY seq",
-            (job_id,),
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ? ORDER BY seq", (job_id,)
         )
         return [attempt_from_row(row, _dt) for row in rows]
 
@@ -295,9 +354,18 @@ class SqliteStore:
                 return False
             conn.execute(
                 "UPDATE attempts SET finished_at = ?, exit_code = ?, error = ?,"
-                " output = coalesce(?, output)"
+                " output = coalesce(?, output), outcome = ?, signal = ?"
                 " WHERE job_id = ? AND attempt = ? AND finished_at IS NULL",
-                (now, record.exit_code, outcome.last_error, record.output, job.id, job.attempts),
+                (
+                    now,
+                    record.exit_code,
+                    outcome.last_error,
+                    record.output,
+                    outcome_class(record, outcome),
+                    record.signal,
+                    job.id,
+                    job.attempts,
+                ),
             )
             conn.execute(
                 "UPDATE workers SET current_job_id = NULL WHERE id = ? AND current_job_id = ?",
@@ -322,25 +390,60 @@ class SqliteStore:
     def requeue_job(self, job_id: str, states: Sequence[JobState]) -> Job | None:
         now = self._now()
         marks = ",".join("?" * len(states))
-        with self._write() as conn:
-            row = conn.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
-                f" locked_by = NULL, locked_at = NULL WHERE id = ? AND state IN ({marks})"
-                f" RETURNING {JOB_COLUMNS}",
-                (now, now, job_id, *[state.value for state in states]),
-            ).fetchone()
+        try:
+            with self._write() as conn:
+                row = conn.execute(
+                    "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
+                    f" locked_by = NULL, locked_at = NULL WHERE id = ? AND state IN ({marks})"
+                    f" RETURNING {JOB_COLUMNS}",
+                    (now, now, job_id, *[state.value for state in states]),
+                ).fetchone()
+        except sqlite3.IntegrityError as exc:  # only the dedupe index can object
+            raise self._key_taken(job_id) from exc
         return _job(row) if row else None
+
+    def _key_taken(self, job_id: str) -> WrongState:
+        """Why a job cannot go back to pending: another holds its dedupe key now."""
+        rows = self._read(
+            "SELECT held.dedupe_key, held.id, held.state FROM jobs AS mine"
+            f" JOIN jobs AS held ON held.dedupe_key = mine.dedupe_key AND {dedupe_held('held')}"
+            " WHERE mine.id = ? AND held.id != mine.id LIMIT 1",
+            (job_id,),
+        )
+        if not rows:
+            return WrongState(f"job {job_id!r} cannot be retried now: its dedupe key is taken")
+        key, holder, state = rows[0]
+        return WrongState(
+            f"job {job_id!r} cannot be retried: a job with dedupe key {key!r} is already"
+            f" {state} ({holder})"
+        )
 
     def requeue_all_dead(self, queue: str | None) -> int:
         now = self._now()
         queue_clause, params = _queue_clause([queue] if queue else None)
         with self._write() as conn:
-            cursor = conn.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?"
-                f" WHERE state = 'dead'{queue_clause}",
-                (now, now, *params),
-            )
-            return cursor.rowcount
+            # Jobs whose dedupe key is held stay dead, and of dead jobs sharing a key only
+            # the newest comes back: the ids are chosen first, so none can collide.
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    f"SELECT id FROM jobs AS dead WHERE state = 'dead'{queue_clause}"
+                    " AND (dedupe_key IS NULL OR (NOT EXISTS (SELECT 1 FROM jobs AS held"
+                    f"   WHERE held.dedupe_key = dead.dedupe_key AND {dedupe_held('held')})"
+                    "  AND seq = (SELECT max(seq) FROM jobs AS twin"
+                    "   WHERE twin.dedupe_key = dead.dedupe_key AND twin.state = 'dead'"
+                    f"{' AND twin.queue = dead.queue' if queue else ''})))",
+                    params,
+                )
+            ]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                conn.execute(
+                    "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?"
+                    f" WHERE id IN ({','.join('?' * len(chunk))})",
+                    (now, now, *chunk),
+                )
+            return len(ids)
 
     def cancel_job(self, job_id: str) -> Job | None:
         now = self._now()
@@ -360,9 +463,9 @@ class SqliteStore:
             )
             if running:
                 conn.execute(
-                    "UPDATE attempts SET finished_at = ?, error = ?"
+                    "UPDATE attempts SET finished_at = ?, error = ?, outcome = ?"
                     " WHERE job_id = ? AND attempt = ? AND finished_at IS NULL",
-                    (now, CANCELLED_WHILE_RUNNING, job_id, job.attempts),
+                    (now, CANCELLED_WHILE_RUNNING, AttemptOutcome.KILLED, job_id, job.attempts),
                 )
                 # Its worker's finish will be refused, so it would never clear this itself:
                 # `status` would show the worker busy with a job that is over.
@@ -687,4 +790,7 @@ def _new_job_row(job: NewJob, now: float) -> Job:
         locked_at=None,
         cwd=job.cwd,
         env=job.env,
+        retry_on_exit=job.retry_on_exit,
+        fatal_on_exit=job.fatal_on_exit,
+        dedupe_key=job.dedupe_key,
     )

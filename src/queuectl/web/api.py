@@ -33,7 +33,7 @@ REASONS = {
     400: "malformed request (the body is not JSON, a parameter is invalid)",
     401: "the token is missing or wrong",
     404: "no job with this id",
-    409: "the job is not in a state that allows this, or the id is taken",
+    409: "the job is not in a state that allows this, or the id or dedupe key is taken",
     413: "the body is too large",
     422: "invalid parameters or job fields",
     503: "the store cannot be reached",

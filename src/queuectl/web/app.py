@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from queuectl import __version__
 from queuectl.core.errors import (
+    DuplicateDedupeKey,
     DuplicateJobId,
     InvalidJobSpec,
     JobNotFound,
@@ -49,7 +50,7 @@ MACHINE_PATHS = ("/api/", "/metrics", "/healthz", "/openapi.json")
 
 def status_of(exc: QueuectlError) -> int:
     """The HTTP status of a queuectl error (its exit code says only 1 or 2)."""
-    if isinstance(exc, DuplicateJobId | WrongState):
+    if isinstance(exc, DuplicateJobId | DuplicateDedupeKey | WrongState):
         return 409
     if isinstance(exc, InvalidJobSpec):
         return 422

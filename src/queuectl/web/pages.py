@@ -49,6 +49,9 @@ JOB_FIELDS = (
     ("locked_by", "Locked by"),
     ("cwd", "Working directory"),
     ("env", "Environment"),
+    ("retry_on_exit", "Retry on exit"),
+    ("fatal_on_exit", "Fatal on exit"),
+    ("dedupe_key", "Dedupe key"),
 )
 
 router = APIRouter(include_in_schema=False)

@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field
 
 from queuectl.core.ids import VALID_JOB_ID
 from queuectl.core.models import JobState
-from queuectl.core.spec import INT32_MAX, INT32_MIN, MAX_RETRIES_LIMIT, VALID_QUEUE
+from queuectl.core.spec import (
+    INT32_MAX,
+    INT32_MIN,
+    MAX_DEDUPE_KEY_LENGTH,
+    MAX_EXIT_CODE,
+    MAX_RETRIES_LIMIT,
+    VALID_QUEUE,
+)
 
 Timestamp = str  # RFC 3339 in UTC with milliseconds and a trailing Z
 
@@ -28,6 +35,10 @@ class Attempt(BaseModel):
     finished_at: Timestamp | None
     exit_code: int | None
     error: str | None
+    outcome: str | None = Field(
+        description="ok, failed, timeout, killed, lost or spawn-error; null while it runs"
+    )
+    signal: str | None = Field(description="the signal that ended a killed attempt (SIGKILL)")
 
 
 class JobSummary(BaseModel):
@@ -53,6 +64,11 @@ class JobSummary(BaseModel):
     locked_at: Timestamp | None
     cwd: str | None
     env: dict[str, str] | None
+    retry_on_exit: list[int] = Field(description="only these exit codes are retried; []: any")
+    fatal_on_exit: list[int] = Field(description="these exit codes go to the DLQ at once")
+    dedupe_key: str | None = Field(
+        description="no two pending, failed or processing jobs share a key"
+    )
 
 
 class Job(JobSummary):
@@ -118,6 +134,11 @@ class Health(BaseModel):
     error: str | None = None
 
 
+_EXIT_CODES: dict[str, Any] = {
+    "type": ["array", "null"],
+    "items": {"type": "integer", "minimum": 0, "maximum": MAX_EXIT_CODE},
+}
+
 # The body of POST /api/jobs, as JSON Schema: the handler validates it exactly as
 # `queuectl enqueue` does, so that the messages are the same.
 ENQUEUE_BODY: dict[str, Any] = {
@@ -141,6 +162,13 @@ ENQUEUE_BODY: dict[str, Any] = {
                     "env": {
                         "type": ["object", "null"],
                         "additionalProperties": {"type": "string"},
+                    },
+                    "retry_on_exit": _EXIT_CODES,
+                    "fatal_on_exit": _EXIT_CODES,
+                    "dedupe_key": {
+                        "type": ["string", "null"],
+                        "minLength": 1,
+                        "maxLength": MAX_DEDUPE_KEY_LENGTH,
                     },
                 },
             },

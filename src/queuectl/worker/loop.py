@@ -155,12 +155,16 @@ class Worker:
             result = run.run()
         finally:
             self._current = None
+        killed = run.kill_reason is not None
+        # A run its worker killed exits as the signal left it: no exit code to judge.
+        policy = lifecycle.NO_POLICY if killed else lifecycle.ExitPolicy.of(job)
         outcome = lifecycle.after_attempt(
-            job.attempts, job.max_retries, result, job.timeout, current
+            job.attempts, job.max_retries, result, job.timeout, current, policy=policy
         )
         if run.kill_reason is not None and outcome.last_error is not None:
             outcome = lifecycle.Outcome(outcome.state, outcome.retry_delay, run.kill_reason)
-        record = AttemptRecord(exit_code=result.exit_code, output=result.output)
+        kind, signal_name = lifecycle.classify(result, killed=killed)
+        record = AttemptRecord(result.exit_code, result.output, kind, signal_name)
         if not self._finish(service, job, outcome, record):
             log.warning(
                 "%s: job %s was cancelled or taken from this worker; result dropped",

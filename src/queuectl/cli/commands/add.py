@@ -6,9 +6,10 @@ import argparse
 import os
 import shlex
 import sys
+from typing import Any
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.cli.context import add_if_exists_flag, add_json_flag, open_service, print_json
 from queuectl.core.errors import UsageError
 
 
@@ -53,6 +54,7 @@ def register(subparsers: Subparsers) -> None:
         default=[],
         help="add an environment variable (repeat for several)",
     )
+    _add_policy_options(parser)
     add_json_flag(parser)
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
@@ -95,13 +97,49 @@ def run(args: argparse.Namespace) -> int:
         scheduled_at=scheduled_at,
         cwd=spec.check_cwd(os.path.abspath(cwd)) if cwd is not None else None,
         env=spec.check_env(_env_pairs(args.env)) if args.env else None,
+        **_policy_fields(args),
     )
-    (created,) = service.enqueue([job])
+    (created,) = service.enqueue([job], skip_duplicate_keys=args.if_exists == "skip")
     if args.json:
         print_json(created.to_json())
     else:
         sys.stdout.write(f"{created.id}\n")
     return 0
+
+
+def _add_policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retry-on-exit",
+        metavar="CODES",
+        help="retry only these exit codes (e.g. 75,111); any other failed exit goes to the DLQ",
+    )
+    parser.add_argument(
+        "--fatal-on-exit",
+        metavar="CODES",
+        help="never retry these exit codes (e.g. 2,126): straight to the DLQ",
+    )
+    parser.add_argument(
+        "--dedupe-key",
+        metavar="KEY",
+        help="refuse the job while another with this key is pending, failed or processing",
+    )
+    add_if_exists_flag(parser)
+
+
+def _policy_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """retry_on_exit, fatal_on_exit and dedupe_key of NewJob from the options."""
+    from queuectl.core import spec
+
+    retry, fatal = (
+        spec.parse_exit_codes(option, text) if text is not None else ()
+        for option, text in (
+            ("--retry-on-exit", args.retry_on_exit),
+            ("--fatal-on-exit", args.fatal_on_exit),
+        )
+    )
+    spec.check_exit_policy(retry, fatal)
+    key = spec.check_dedupe_key(args.dedupe_key) if args.dedupe_key is not None else None
+    return {"retry_on_exit": retry, "fatal_on_exit": fatal, "dedupe_key": key}
 
 
 def _env_pairs(items: list[str]) -> dict[str, str]:

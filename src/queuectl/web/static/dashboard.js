@@ -389,9 +389,10 @@
       el("td", {}, show(attempt.finished_at)),
       el("td", {}, attempt.finished_at
         ? `${secondsBetween(attempt.started_at, attempt.finished_at).toFixed(2)} s` : "running"),
+      el("td", {}, show(attempt.outcome) + (attempt.signal ? ` (${attempt.signal})` : "")),
       el("td", {}, show(attempt.exit_code)),
       el("td", {}, show(attempt.error))));
-    if (!rows.length) rows.push(el("tr", { class: "empty" }, el("td", { colspan: 7 }, "No attempts yet.")));
+    if (!rows.length) rows.push(el("tr", { class: "empty" }, el("td", { colspan: 8 }, "No attempts yet.")));
     article.querySelector("#history tbody").replaceChildren(...rows);
   }
 
