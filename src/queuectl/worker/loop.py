@@ -112,8 +112,9 @@ class Worker:
     def _serve(self, service: QueueService) -> None:
         store = service.store
         while not self.stopping.is_set():
-            current = self._fresh_settings(service)
             try:
+                # Inside the try: the config is read from the store, which may be down.
+                current = self._fresh_settings(service)
                 job = store.claim_job(self.id, self.queues)
                 if job is not None:
                     self._run_job(service, job, current)
@@ -123,8 +124,9 @@ class Worker:
                 self._idle(service, current)
             except StoreUnavailable as exc:
                 # A database restart, a full disk: keep the worker, try again shortly.
-                log.warning("%s: %s; retrying in %gs", self.id, exc.message, current.poll_interval)
-                self.stopping.wait(current.poll_interval)
+                pause = self._settings.poll_interval if self._settings else IDLE_SLICE
+                log.warning("%s: %s; retrying in %gs", self.id, exc.message, pause)
+                self.stopping.wait(pause)
 
     def _idle(self, service: QueueService, current: Settings) -> None:
         """Sleep until a job may be due: woken early by a change to the store."""
