@@ -13,7 +13,6 @@ same to every query that compares them with now().
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -349,8 +348,7 @@ def test_the_machine_can_fail() -> None:
         machine.enqueue(max_retries=2, delay=None, priority=0)
         machine.claim("a")
         machine.attempts_never_go_down_and_finished_jobs_stay_finished()
-        with contextlib.closing(machine.store.conn.cursor()) as cursor:  # type: ignore[attr-defined]
-            cursor.execute("UPDATE jobs SET attempts = 0")
+        machine.world.store.conn.execute("UPDATE jobs SET attempts = 0")
         with pytest.raises(AssertionError):
             machine.attempts_never_go_down_and_finished_jobs_stay_finished()
     finally:
