@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from queuectl.core.errors import StoreUnavailable
 from tests import pgtools
 from tests.conftest import Queuectl, parse_time, wait_until
 
@@ -260,3 +261,38 @@ def test_server_restart_with_jobs_in_flight_completes_every_job_once(tmp_path: P
             assert time.monotonic() - started < 10
         finally:
             q.stop_all()
+
+
+def test_claim_whose_reply_was_lost_is_handed_back_after_reconnecting() -> None:
+    """A claim can commit just as the connection breaks: the worker never learns of it.
+    After reconnecting, its next claim returns that job instead of leaving it
+    `processing` under the worker's live heartbeat forever."""
+    import psycopg
+
+    from queuectl.core.models import NewJob
+    from queuectl.store.postgres import PostgresStore
+
+    with pgtools.fresh_database() as url:
+        store = PostgresStore(url)
+        try:
+            store.register_worker("w1", "host", 1, None)
+            store.insert_jobs(
+                [NewJob(id="first", command="true"), NewJob(id="second", command="true")]
+            )
+            lost = store.claim_job("w1", None)  # as if its reply never came back
+            assert lost is not None
+            backend = store.conn.info.backend_pid
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+            with pytest.raises(StoreUnavailable):
+                store.claim_job("w1", None)  # the broken connection fails once
+            handed_back = store.claim_job("w1", None)
+            assert handed_back is not None
+            assert (handed_back.id, handed_back.attempts) == (lost.id, 1)
+            assert store.get_job("second").state.value == "pending"  # type: ignore[union-attr]
+            # Once handed back, claims are ordinary again.
+            following = store.claim_job("w1", None)
+            assert following is not None
+            assert following.id == "second"
+        finally:
+            store.close()

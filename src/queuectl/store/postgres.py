@@ -363,6 +363,7 @@ class PostgresStore:
         return [attempt_from_row(row, _utc) for row in rows]
 
     def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
+        self._connection()  # reopened first if it broke, so the check below sees that
         if self._may_hold_lost_claim:
             held = self._held_after_reconnect(worker_id)
             if held is not None:
