@@ -148,6 +148,7 @@ def test_lock_held_past_the_deadline_is_one_clear_error(
 # -- the WAL stays bounded ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_idle_worker_truncates_a_grown_wal(q_sqlite: Queuectl) -> None:
     path = Path(q_sqlite.target)
     job_id = q_sqlite.enqueue(command="true")
@@ -314,6 +315,7 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_clear_error_and_a_running_job_is_recorded_once_freed(
     tmp_path: Path,
 ) -> None:
