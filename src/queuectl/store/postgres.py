@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -64,6 +65,8 @@ CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq default: f
 LISTEN_CONNECT_TIMEOUT = 5  # seconds; short, as an idle worker waits on it
 LISTEN_RETRY_FIRST = 0.5  # seconds before the first retry of a lost listener connection
 LISTEN_RETRY_MAX = 30.0  # seconds; cap of the listener's reconnect backoff
+RECONNECT_FIRST = 0.1  # seconds before the second try to reopen a lost main connection
+RECONNECT_MAX = 5.0  # seconds; cap of the main connection's reconnect backoff
 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
@@ -162,6 +165,11 @@ class PostgresStore:
         self._listen_warned = False
         self._limits: list[str] = []
         self._limits_read_at = float("-inf")
+        self._reconnect_failures = 0
+        self._reconnect_at = 0.0  # monotonic time before which no reconnect is tried
+        # Set when the main connection was reopened: a claim whose reply the old one lost
+        # may have committed, leaving a job held by this worker that it never ran.
+        self._may_hold_lost_claim = False
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -187,8 +195,28 @@ class PostgresStore:
         """The main connection, reopened if the server dropped it (a restart, a failover),
         so a long-lived worker recovers instead of failing every call from then on."""
         if self.conn.closed and not self._closed:
-            self.conn = self._connect()
+            self._reconnect()
         return self.conn
+
+    def _reconnect(self) -> None:
+        """Reopen the main connection; after failures, wait a jittered backoff (capped at
+        RECONNECT_MAX) between tries, so that many workers do not hammer a server that is
+        starting up. The callers' own retries pace the tries."""
+        if time.monotonic() < self._reconnect_at:
+            raise StoreUnavailable(
+                f"PostgreSQL at {redact(self.url)}: connection lost; reconnecting"
+            )
+        try:
+            self.conn = self._connect()
+        except StoreUnavailable:
+            self._reconnect_failures += 1
+            delay = min(RECONNECT_MAX, RECONNECT_FIRST * 2 ** (self._reconnect_failures - 1))
+            self._reconnect_at = time.monotonic() + random.uniform(delay / 2, delay)  # noqa: S311
+            raise
+        log.info("reconnected to PostgreSQL at %s", redact(self.url))
+        self._reconnect_failures = 0
+        self._reconnect_at = 0.0
+        self._may_hold_lost_claim = True
 
     @contextmanager
     def _transaction(self) -> Iterator[Cursor]:
@@ -405,6 +433,11 @@ class PostgresStore:
         return [attempt_from_row(row, _utc) for row in rows]
 
     def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
+        self._connection()  # reopened first if it broke, so the check below sees that
+        if self._may_hold_lost_claim:
+            held = self._held_after_reconnect(worker_id)
+            if held is not None:
+                return held
         params: dict[str, Any] = {"worker": worker_id}
         queue_clause = ""
         if queues:
@@ -426,6 +459,22 @@ class PostgresStore:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         return _job(row) if row else None
+
+    def _held_after_reconnect(self, worker_id: str) -> Job | None:
+        """A job this worker holds although it is claiming (so it runs none): a claim
+        that committed while the connection broke, its reply lost. It is handed back to
+        the worker as its claim; left alone, it would stay `processing` for as long as the
+        worker's heartbeat kept its lease alive."""
+        rows = self._read(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND locked_by = %s"
+            " ORDER BY seq LIMIT 1",
+            (worker_id,),
+        )
+        self._may_hold_lost_claim = False
+        if rows:
+            log.warning("job %s was claimed as the connection broke; running it", rows[0][0])
+            return _job(rows[0])
+        return None
 
     def _limited_queues(self) -> list[str]:
         """Names of queues with a limit, re-read at most every LIMITS_MAX_AGE seconds."""
@@ -736,7 +785,8 @@ class PostgresStore:
                 listener.close()
             self._listen_failures += 1
             delay = min(LISTEN_RETRY_MAX, LISTEN_RETRY_FIRST * 2 ** (self._listen_failures - 1))
-            self._listen_retry_at = time.monotonic() + delay
+            # Jittered: the workers that lost their listeners together retry apart.
+            self._listen_retry_at = time.monotonic() + random.uniform(delay / 2, delay)  # noqa: S311
             if not self._listen_warned:
                 self._listen_warned = True
                 log.warning(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import random
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from queuectl.core.clock import Clock, SystemClock
 from queuectl.core.errors import DuplicateDedupeKey, DuplicateJobId, StoreUnavailable, WrongState
@@ -43,6 +45,15 @@ SCHEMA_VERSION = 3  # the number of the newest file in migrations/sqlite
 DELETE_BATCH = 500  # jobs deleted per write transaction
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before giving up
+# SQLite's own busy handler polls on a fixed schedule, so waiters that started together
+# keep colliding: it gets a short slice, then a randomised (jittered) pause of ours.
+BUSY_WAIT_SLICE = 0.1  # seconds SQLite itself waits for a lock before we pause and retry
+BUSY_PAUSE_FIRST = 0.002  # seconds; upper bound of the first jittered pause
+BUSY_PAUSE_MAX = 0.1  # seconds; cap of the jittered pause
+JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes the WAL keeps on disk once a checkpoint resets it
+CHECKPOINT_INTERVAL = 10.0  # seconds between two checkpoints by an idle worker
+WAL_TRUNCATE_SIZE = 4 * 1024 * 1024  # bytes; a larger WAL is truncated, not only checkpointed
+SQLITE_BUSY, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 5, 8, 10, 13, 14
 CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle worker
 
 JOB_COLUMNS = (
@@ -58,6 +69,9 @@ CLOSED_QUEUES = (
 )
 WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
 
+log = logging.getLogger("queuectl.store")
+T = TypeVar("T")
+
 
 class SqliteStore:
     """A SQLite file. `durable=False` skips the per-commit fsync (for worker bookkeeping,
@@ -69,14 +83,20 @@ class SqliteStore:
         self.path = path
         self.clock = clock or SystemClock()
         self._data_version: int | None = None
+        self._checkpoint_at = 0.0  # monotonic time of the next idle checkpoint
         try:
             _prepare_file(path)
             self.conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                path, timeout=BUSY_WAIT_SLICE, isolation_level=None, check_same_thread=False
             )
             self.conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-        except (OSError, sqlite3.Error) as exc:
+            # Without a limit a WAL that once grew (a long reader held back checkpoints)
+            # keeps its size on disk forever; with it, the file shrinks once reset.
+            self.conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+        except OSError as exc:
             raise StoreUnavailable(f"cannot open the store at {path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise self._failure(exc, opening=True) from exc
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -91,9 +111,9 @@ class SqliteStore:
         """One write transaction, taking the write lock up front (BEGIN IMMEDIATE), so a
         read-then-write never fails half-way with `database is locked`."""
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._retry_busy(lambda: self.conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"store {self.path}: {exc}") from exc
+            raise self._failure(exc) from exc
         try:
             yield self.conn
             self.conn.execute("COMMIT")
@@ -104,23 +124,43 @@ class SqliteStore:
             # A constraint is the caller's to explain (a duplicate id); any other driver
             # error (I/O, a file that is not a database, locked too long) means no store.
             if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
-                raise StoreUnavailable(f"store {self.path}: {exc}") from exc
+                raise self._failure(exc) from exc
             raise
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         try:
-            return self.conn.execute(sql, params).fetchall()
+            return self._retry_busy(lambda: self.conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"store {self.path}: {exc}") from exc
+            raise self._failure(exc) from exc
+
+    def _retry_busy(self, action: Callable[[], T]) -> T:
+        """Run `action`, retrying while the database is locked by another process, with
+        jittered pauses that grow to BUSY_PAUSE_MAX, until BUSY_TIMEOUT has passed."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        pause = BUSY_PAUSE_FIRST
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if _error_code(exc) != SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(random.uniform(0.0, pause))  # noqa: S311 - jitter, not a secret
+            pause = min(pause * 2, BUSY_PAUSE_MAX)
+
+    def _failure(self, exc: sqlite3.Error, *, opening: bool = False) -> StoreUnavailable:
+        """A driver error as one line a user can act on: read-only, full disk, busy."""
+        return StoreUnavailable(describe_failure(self.path, exc, opening=opening))
 
     def migrate(self) -> None:
         try:
-            (version,) = self.conn.execute("PRAGMA user_version").fetchone()
+            (version,) = self._retry_busy(
+                lambda: self.conn.execute("PRAGMA user_version").fetchone()
+            )
             if version == SCHEMA_VERSION:
                 return
             self._switch_to_wal()
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open the store at {self.path}: {exc}") from exc
+            raise self._failure(exc, opening=True) from exc
         from queuectl.store.migrate import migration_scripts, statements
 
         with self._write() as conn:
@@ -591,6 +631,7 @@ class SqliteStore:
         """Poll `PRAGMA data_version`, which moves when another connection commits:
         a read of shared memory, so checking often keeps pickup fast and idle cheap."""
         deadline = time.monotonic() + timeout
+        self._checkpoint_if_idle()
         if self._data_version is None:
             self._data_version = self._current_data_version()
         while True:
@@ -605,6 +646,31 @@ class SqliteStore:
 
     def _current_data_version(self) -> int:
         return int(self._read("PRAGMA data_version")[0][0])
+
+    def _checkpoint_if_idle(self) -> None:
+        """Copy the WAL back into the database while this worker has nothing to do, at
+        most every CHECKPOINT_INTERVAL seconds; a WAL grown past WAL_TRUNCATE_SIZE is also
+        truncated. It never waits for a lock (busy timeout 0): housekeeping must not hold
+        up claims, and another idle worker will try again."""
+        now = time.monotonic()
+        if now < self._checkpoint_at:
+            return
+        self._checkpoint_at = now + CHECKPOINT_INTERVAL
+        try:
+            size = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return
+        if size == 0:
+            return
+        mode = "TRUNCATE" if size > WAL_TRUNCATE_SIZE else "PASSIVE"
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                self.conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_WAIT_SLICE * 1000)}")
+        except sqlite3.Error as exc:
+            log.debug("checkpoint of %s skipped: %s", self.path, exc)
 
     # -- workers ----------------------------------------------------------------------
 
@@ -746,6 +812,58 @@ def _prepare_file(path: Path) -> None:
             return
         os.fchmod(fd, 0o600)
         os.close(fd)
+
+
+def describe_failure(path: Path, exc: sqlite3.Error, *, opening: bool = False) -> str:
+    """One line that says why the store at `path` failed, and so what a user can do."""
+    code = _error_code(exc)
+    verb = "open" if opening else "write to"
+    if code == SQLITE_FULL or (code in (SQLITE_IOERR, SQLITE_CANTOPEN) and _disk_full(path)):
+        return (
+            f"cannot {verb} the store at {path}: the disk is full ({exc}); "
+            "this change was not saved: free some space and try again"
+        )
+    if code in (SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_IOERR):
+        reason = _read_only_reason(path)
+        if reason is not None:
+            return f"cannot {verb} the store at {path}: {reason} ({exc})"
+    if code == SQLITE_BUSY:
+        return (
+            f"the store at {path} is busy: another process has held its lock for more "
+            f"than {BUSY_TIMEOUT:g}s ({exc})"
+        )
+    return f"{'cannot open the store at' if opening else 'store'} {path}: {exc}"
+
+
+def _error_code(exc: sqlite3.Error) -> int | None:
+    """The primary SQLite result code of `exc` (extended codes folded), if it has one."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _read_only_reason(path: Path) -> str | None:
+    """Why SQLite cannot write the store, if the file system says it cannot."""
+    folder = path.parent
+    with suppress(OSError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"it is on a read-only file system ({folder})"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(folder, os.W_OK):
+        # WAL mode keeps two files beside the database, created by the first process.
+        return (
+            f"its folder {folder} is read-only (SQLite needs to create {path.name}-wal"
+            f" and {path.name}-shm there)"
+        )
+    return None
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024  # bytes: less than a few pages
 
 
 def _queue_clause(queues: Sequence[str] | None) -> tuple[str, list[str]]:

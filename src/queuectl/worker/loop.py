@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import threading
@@ -24,7 +25,6 @@ from queuectl.worker.heartbeat import Heartbeat
 
 log = logging.getLogger("queuectl.worker")
 
-FINISH_RETRY_FOR = 300.0  # seconds a worker keeps trying to record a finished job
 SETTINGS_MAX_AGE = 1.0  # seconds a worker trusts its copy of the config
 IDLE_SLICE = 0.1  # seconds; an idle worker checks its stop flag at least this often
 SIGNAL_DEDUPE_WINDOW = 1.0  # seconds; signals closer than this count as one request
@@ -112,8 +112,9 @@ class Worker:
     def _serve(self, service: QueueService) -> None:
         store = service.store
         while not self.stopping.is_set():
-            current = self._fresh_settings(service)
             try:
+                # Inside the try: the config is read from the store, which may be down.
+                current = self._fresh_settings(service)
                 job = store.claim_job(self.id, self.queues)
                 if job is not None:
                     self._run_job(service, job, current)
@@ -123,8 +124,9 @@ class Worker:
                 self._idle(service, current)
             except StoreUnavailable as exc:
                 # A database restart, a full disk: keep the worker, try again shortly.
-                log.warning("%s: %s; retrying in %gs", self.id, exc.message, current.poll_interval)
-                self.stopping.wait(current.poll_interval)
+                pause = self._settings.poll_interval if self._settings else IDLE_SLICE
+                log.warning("%s: %s; retrying in %gs", self.id, exc.message, pause)
+                self.stopping.wait(pause)
 
     def _idle(self, service: QueueService, current: Settings) -> None:
         """Sleep until a job may be due: woken early by a change to the store."""
@@ -184,18 +186,20 @@ class Worker:
     def _finish(
         self, service: QueueService, job: Job, outcome: lifecycle.Outcome, record: AttemptRecord
     ) -> bool:
-        """Record the attempt, retrying while the store is unreachable: a result that was
-        paid for is worth waiting for (until the lease is rescued, when the guard fails)."""
+        """Record the attempt, retrying while the store is unreachable (a restart, a full
+        disk): a result that was paid for is worth waiting for, until it lands or the lease
+        was rescued meanwhile (then the guard says False). Given up only when a second
+        signal asks the worker to stop now: a worker that moved on would leave the job
+        `processing` for as long as its heartbeat kept the lease alive."""
         delay = 0.1
-        deadline = time.monotonic() + FINISH_RETRY_FOR
         while True:
             try:
                 return service.store.finish_attempt(job, self.id, outcome, record)
             except StoreUnavailable as exc:
-                if time.monotonic() > deadline:
+                if self._stop_requests > 1:
                     raise
                 log.warning("%s: cannot record job %s yet: %s", self.id, job.id, exc.message)
-                time.sleep(delay)
+                time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter
                 delay = min(delay * 2, 5.0)
 
     def wake_heartbeat(self, signum: int, frame: FrameType | None) -> None:
