@@ -103,6 +103,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.workers = {slot: self._new_worker(slot) for slot in SLOTS}
         self.claims: dict[str, Job] = {}  # worker id -> the claim it believes it holds
         self.fenced: list[tuple[str, Job]] = []  # claims known to be lost
+        self.crashed: dict[str, Job] = {}  # claims of vanished workers, not yet rescued
         self.seen_attempts: dict[str, int] = {}
         self.seen_states: dict[str, JobState] = {}
         self.retried: set[str] = set()  # jobs a DLQ retry moved during this step
@@ -228,7 +229,7 @@ class Lifecycle(RuleBasedStateMachine):
         worker_id = self.workers[slot]
         job = self.claims.pop(worker_id, None)
         if job is not None:
-            self.fenced.append((worker_id, job))  # it can never finish: fenced or not
+            self.crashed[worker_id] = job  # still held until a rescue fences it
         self.workers[slot] = self._new_worker(slot)
 
     @rule(pick=PICK)
@@ -287,6 +288,10 @@ class Lifecycle(RuleBasedStateMachine):
         for worker_id, job in list(self.claims.items()):
             if not self.store.holds_claim(job, worker_id):
                 del self.claims[worker_id]
+                self.fenced.append((worker_id, job))
+        for worker_id, job in list(self.crashed.items()):
+            if not self.store.holds_claim(job, worker_id):
+                del self.crashed[worker_id]
                 self.fenced.append((worker_id, job))
 
     @invariant()
