@@ -3,6 +3,7 @@ exactly once per fire time whatever the number of workers, downtime and catch-up
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -50,7 +51,8 @@ def test_schedule_add_shows_the_next_fire_time_in_its_zone(q: Queuectl) -> None:
     assert listed["env"] == {"MODE": "daily"}
     assert listed["command"] == "echo report"
     table = q.ok("schedule", "list")
-    assert "report" in table and "Europe/Paris" in table and "30 9 * * 1-5" in table
+    for shown in ("report", "Europe/Paris", "30 9 * * 1-5", "reports"):
+        assert shown in table
 
 
 def test_schedule_pause_resume_and_remove(q: Queuectl) -> None:
@@ -140,9 +142,8 @@ def test_many_workers_enqueue_one_job_per_fire_time(q: Queuectl) -> None:
     assert all(job["id"] == f"beat@{parse_time(str(job['scheduled_at'])):%Y%m%dT%H%M%SZ}"
                for job in jobs)  # fmt: skip
     # Every second between the first and the last firing got its job: none lost, none twice.
-    assert [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])] == [
-        1.0
-    ] * (len(times) - 1)
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
+    assert gaps == [1.0] * (len(times) - 1)
     for job in q.jobs("--state", "completed"):
         assert job["attempts"] == 1
         assert len(q.history(str(job["id"]))) == 1
@@ -169,7 +170,7 @@ def test_catch_up_runs_the_most_recent_missed_firing(q: Queuectl) -> None:
     run_burst(q)
     (job,) = q.jobs()
     fired = parse_time(str(job["scheduled_at"]))
-    assert fired.minute == minute and fired.second == 0
+    assert (fired.minute, fired.second) == (minute, 0)
     assert now - timedelta(hours=1) < fired < now
     assert job["state"] == "completed"
     assert job["id"] == f"hourly@{fired:%Y%m%dT%H%M%SZ}"
