@@ -21,7 +21,7 @@ from queuectl.core import settings as config
 from queuectl.core.errors import InvalidJobSpec, QueuectlError, WrongState
 from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import Attempt, Job, JobState
-from queuectl.core.schedule import Schedule, check_schedule_name
+from queuectl.core.schedule import Schedule, check_schedule_name, check_timezone
 from queuectl.core.spec import check_queue
 from queuectl.store.base import JobRecord, QueueSetting, Store, StoreContents, StoredAttempt
 
@@ -206,9 +206,7 @@ def _read_record(record: dict[str, Any], number: int, reading: _Reading) -> None
         check_queue(queue.name)
         reading.queues.append(queue)
     elif kind == "schedule":
-        schedule = from_plain(Schedule, record.get("schedule"), "schedule")
-        check_schedule_name(schedule.name)
-        reading.schedules.append(schedule)
+        reading.schedules.append(_schedule(record.get("schedule")))
     elif kind == "header":
         raise InvalidJobSpec("a second header: concatenated exports are not supported")
     else:
@@ -249,6 +247,21 @@ def _job_record(record: dict[str, Any]) -> JobRecord:
             raise InvalidJobSpec(f"job {job.id}: an attempt belongs to job {attempt.job_id!r}")
         attempts.append(StoredAttempt(attempt, output))
     return JobRecord(job, tuple(attempts))
+
+
+def _schedule(data: Any) -> Schedule:
+    from queuectl.core.cron import check_cron, next_fire_after
+
+    schedule: Schedule = from_plain(Schedule, data, "schedule")
+    check_schedule_name(schedule.name)
+    check_cron(schedule.cron)
+    check_timezone(schedule.timezone)
+    check_queue(schedule.queue)
+    if schedule.paused or schedule.next_fire_at is not None:
+        return schedule
+    # Written by hand without a next firing: the first one from now on.
+    first = next_fire_after(schedule.cron, schedule.timezone, datetime.now(UTC))
+    return dataclasses.replace(schedule, next_fire_at=first)
 
 
 def _config_values(values: Any) -> dict[str, str]:
