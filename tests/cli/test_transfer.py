@@ -4,6 +4,7 @@ through the real command on both backends and across them."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,14 @@ from typing import Any
 
 import pytest
 
+from queuectl.cli import main
 from tests import pgtools
 from tests.conftest import Queuectl, assert_error, wait_until
 
 NEVER = "2099-01-01T00:00:00Z"
+# everything() runs commands in-process; a command leaves closing its store to the end of
+# its process, so PostgreSQL connections are collected, not closed, here.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
 @pytest.fixture
@@ -83,21 +88,30 @@ def fill(q: Queuectl, tmp_path: Path) -> None:
 
 def everything(q: Queuectl) -> dict[str, Any]:
     """All a user can see of a store: every job as `show --json` has it (with history),
-    attempt outputs, config, queues and schedules."""
-    jobs = {job["id"]: q.job(job["id"]) for job in q.jobs()}
+    attempt outputs, config, queues and schedules. In-process: dozens of commands."""
+
+    def out(*args: str) -> str:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            code = main(["--db", q.target, *args])
+        assert code == 0, args
+        return buffer.getvalue()
+
+    order = [job["id"] for job in json.loads(out("list", "--limit", "0", "--json"))]
+    jobs = {job_id: json.loads(out("show", job_id, "--json")) for job_id in order}
     logs = {
         job_id: [
-            q.ok("logs", job_id, "--attempt", str(entry["attempt"])) for entry in job["history"]
+            out("logs", job_id, "--attempt", str(entry["attempt"])) for entry in job["history"]
         ]
         for job_id, job in jobs.items()
     }
     return {
-        "order": [job["id"] for job in q.jobs()],
+        "order": order,
         "jobs": jobs,
         "logs": logs,
-        "config": q.ok("config", "list"),
-        "queues": q.json("queue", "list"),
-        "schedules": q.json("schedule", "list"),
+        "config": out("config", "list"),
+        "queues": json.loads(out("queue", "list", "--json")),
+        "schedules": json.loads(out("schedule", "list", "--json")),
     }
 
 
