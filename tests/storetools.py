@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from datetime import datetime
 
 DAY = 86400.0  # seconds
 
@@ -73,3 +74,21 @@ def age_claim(target: str, job_id: str, seconds: float) -> None:
                 (seconds, seconds, job_id),
             ).rowcount
     assert changed == 1, f"no job {job_id!r} to age"
+
+
+def set_next_firing(target: str, name: str, when: datetime) -> None:
+    """Move a schedule's next firing to `when`, as if no worker had run since then."""
+    if target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as server:
+            changed = server.execute(
+                "UPDATE queuectl.schedules SET next_fire_at = %s WHERE name = %s", (when, name)
+            ).rowcount
+    else:
+        path = target.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as database, database:
+            changed = database.execute(
+                "UPDATE schedules SET next_fire_at = ? WHERE name = ?", (when.timestamp(), name)
+            ).rowcount
+    assert changed == 1, f"no schedule {name!r}"

@@ -73,3 +73,11 @@ class StoreUnavailable(QueuectlError):
 
 class MissingDependency(QueuectlError):
     """An optional dependency is not installed."""
+
+
+class DuplicateSchedule(UsageError):
+    """A schedule with this name already exists."""
+
+
+class ScheduleNotFound(QueuectlError):
+    """No schedule with this name."""

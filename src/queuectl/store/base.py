@@ -17,6 +17,11 @@ from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob,
 if TYPE_CHECKING:  # `queuectl enqueue` never needs the health checks
     from queuectl.core.health import StoreFacts
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from queuectl.core.schedule import Schedule
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
@@ -61,6 +66,39 @@ class AttemptOutput:
     worker_id: str | None
     finished: bool
     output: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAttempt:
+    """An attempt of a job's history with the output it kept, as export copies it."""
+
+    attempt: Attempt
+    output: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job with its whole history: the unit that export writes and import reads."""
+
+    job: Job
+    history: tuple[StoredAttempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSetting:
+    name: str
+    paused: bool
+    max_running: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreContents:
+    """Everything a store holds that outlives its workers, for import and `store migrate`."""
+
+    jobs: Sequence[JobRecord] = ()
+    config: dict[str, str] | None = None
+    queues: Sequence[QueueSetting] = ()
+    schedules: Sequence[Schedule] = ()
 
 
 class Store(Protocol):
@@ -219,4 +257,50 @@ class Store(Protocol):
 
     def inspect_storage(self) -> StoreFacts:
         """What the backend knows of itself: schema version, server, files, WAL size."""
+        ...
+
+    # schedules (store/schedules.py holds the shared SQL)
+    def insert_schedule(self, schedule: Schedule) -> None:
+        """Add a schedule; DuplicateSchedule when the name is taken."""
+        ...
+
+    def list_schedules(self, name: str | None = None) -> list[Schedule]:
+        """Schedules by name (only `name`'s, if given)."""
+        ...
+
+    def delete_schedule(self, name: str) -> bool: ...
+
+    def set_schedule_paused(self, name: str, paused: bool, next_fire_at: datetime | None) -> bool:
+        """Pause (next_fire_at None) or resume a schedule; False if there is none."""
+        ...
+
+    def list_due_schedules(self) -> list[Schedule]:
+        """Unpaused schedules whose next firing is at or before the store's now."""
+        ...
+
+    def fire_schedule(
+        self, schedule: Schedule, jobs: Sequence[NewJob], next_fire_at: datetime
+    ) -> bool:
+        """Move `schedule` on to `next_fire_at` and enqueue `jobs`, in one transaction.
+
+        Guarded by the next_fire_at the caller read: of several workers racing for the same
+        firing, one returns True and the others change nothing. Jobs whose id exists already
+        are left alone.
+        """
+        ...
+
+    # moving between stores
+    def iter_job_records(self, states: Sequence[JobState] = ()) -> Iterator[JobRecord]:
+        """Every job (in `states`) with its history, in enqueue order, read in batches."""
+        ...
+
+    def list_queue_settings(self) -> list[QueueSetting]: ...
+
+    def count_attempts(self) -> int: ...
+
+    def insert_contents(self, contents: StoreContents, *, skip_existing: bool) -> tuple[int, int]:
+        """Write jobs as they were (state, times, history), config, queue settings and
+        schedules, all in one transaction. An id or schedule name already in this store is
+        DuplicateJobId/DuplicateSchedule unless `skip_existing`. Returns how many jobs and
+        schedules were written."""
         ...

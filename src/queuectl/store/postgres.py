@@ -44,6 +44,10 @@ from queuectl.store.rows import (
 if TYPE_CHECKING:
     from queuectl.core.health import StoreFacts
 
+if TYPE_CHECKING:
+    from queuectl.core.schedule import Schedule
+    from queuectl.store.base import JobRecord, QueueSetting, StoreContents
+
 try:
     import psycopg
     from psycopg import errors as pg_errors
@@ -57,7 +61,7 @@ log = logging.getLogger("queuectl.store")
 Connection: TypeAlias = "psycopg.Connection[tuple[Any, ...]]"
 Cursor: TypeAlias = "psycopg.Cursor[tuple[Any, ...]]"
 
-SCHEMA_VERSION = 3  # the number of the newest file in migrations/postgres
+SCHEMA_VERSION = 4  # the number of the newest file in migrations/postgres
 MIGRATION_LOCK = 0x71756575  # pg_advisory_xact_lock key ("queu"): one migrator at a time
 SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
 CHANNEL = "queuectl_jobs"  # NOTIFY channel: a job may have become claimable
@@ -931,6 +935,60 @@ class PostgresStore:
                 f" connections to it: {connections}, max_connections {limit})"
             ),
         )
+
+    # -- schedules and moving between stores (postgres_transfer.py) -----------------------
+
+    def insert_schedule(self, schedule: Schedule) -> None:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        postgres_transfer.insert_schedule(self, schedule)
+
+    def list_schedules(self, name: str | None = None) -> list[Schedule]:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.list_schedules(self, name)
+
+    def delete_schedule(self, name: str) -> bool:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.delete_schedule(self, name)
+
+    def set_schedule_paused(self, name: str, paused: bool, next_fire_at: datetime | None) -> bool:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.set_schedule_paused(self, name, paused, next_fire_at)
+
+    def list_due_schedules(self) -> list[Schedule]:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.list_due_schedules(self)
+
+    def fire_schedule(
+        self, schedule: Schedule, jobs: Sequence[NewJob], next_fire_at: datetime
+    ) -> bool:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.fire_schedule(self, schedule, jobs, next_fire_at)
+
+    def iter_job_records(self, states: Sequence[JobState] = ()) -> Iterator[JobRecord]:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.iter_job_records(self, states)
+
+    def list_queue_settings(self) -> list[QueueSetting]:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.list_queue_settings(self)
+
+    def count_attempts(self) -> int:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.count_attempts(self)
+
+    def insert_contents(self, contents: StoreContents, *, skip_existing: bool) -> tuple[int, int]:
+        from queuectl.store import postgres_transfer  # lazily: off the enqueue path
+
+        return postgres_transfer.insert_contents(self, contents, skip_existing=skip_existing)
 
 
 def redact(url: str) -> str:

@@ -40,8 +40,10 @@ from queuectl.store.rows import (
 
 if TYPE_CHECKING:
     from queuectl.core.health import StoreFacts
+    from queuectl.core.schedule import Schedule
+    from queuectl.store.base import JobRecord, QueueSetting, StoreContents
 
-SCHEMA_VERSION = 3  # the number of the newest file in migrations/sqlite
+SCHEMA_VERSION = 4  # the number of the newest file in migrations/sqlite
 DELETE_BATCH = 500  # jobs deleted per write transaction
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before giving up
@@ -797,6 +799,60 @@ class SqliteStore:
             wal_bytes=wal_bytes,
             files=tuple(files),
         )
+
+    # -- schedules and moving between stores (sqlite_transfer.py) -----------------------
+
+    def insert_schedule(self, schedule: Schedule) -> None:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        sqlite_transfer.insert_schedule(self, schedule)
+
+    def list_schedules(self, name: str | None = None) -> list[Schedule]:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.list_schedules(self, name)
+
+    def delete_schedule(self, name: str) -> bool:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.delete_schedule(self, name)
+
+    def set_schedule_paused(self, name: str, paused: bool, next_fire_at: datetime | None) -> bool:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.set_schedule_paused(self, name, paused, next_fire_at)
+
+    def list_due_schedules(self) -> list[Schedule]:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.list_due_schedules(self)
+
+    def fire_schedule(
+        self, schedule: Schedule, jobs: Sequence[NewJob], next_fire_at: datetime
+    ) -> bool:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.fire_schedule(self, schedule, jobs, next_fire_at)
+
+    def iter_job_records(self, states: Sequence[JobState] = ()) -> Iterator[JobRecord]:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.iter_job_records(self, states)
+
+    def list_queue_settings(self) -> list[QueueSetting]:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.list_queue_settings(self)
+
+    def count_attempts(self) -> int:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.count_attempts(self)
+
+    def insert_contents(self, contents: StoreContents, *, skip_existing: bool) -> tuple[int, int]:
+        from queuectl.store import sqlite_transfer  # lazily: off the enqueue path
+
+        return sqlite_transfer.insert_contents(self, contents, skip_existing=skip_existing)
 
 
 def _prepare_file(path: Path) -> None:

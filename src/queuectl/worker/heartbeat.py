@@ -27,6 +27,7 @@ RETENTION_INTERVAL_VARIABLE = "QUEUECTL_RETENTION_INTERVAL"
 RETENTION_BATCH = 500  # jobs one retention step may delete
 RETRY_AFTER_ERROR = 3.0  # seconds; the store could not be reached
 MAX_TICK = 0.5  # seconds; how soon a shortened lease-timeout is noticed
+SCHEDULE_INTERVAL = 1.0  # seconds between looks for due schedule firings
 
 
 class Heartbeat(threading.Thread):
@@ -54,6 +55,7 @@ class Heartbeat(threading.Thread):
             "output": 0.0,
             "rescue": 0.0,
             "retention": time.monotonic() + retention_interval(),
+            "schedules": 0.0,
         }
         self._saved: tuple[str, str] | None = None  # (job id, output) last written
         self._lease = float("inf")  # the lease-timeout the last beat was paced for
@@ -98,6 +100,9 @@ class Heartbeat(threading.Thread):
             if now >= self._next["retention"]:
                 self.service.prune_by_retention(current, RETENTION_BATCH)
                 self._next["retention"] = now + retention_interval()
+            if now >= self._next["schedules"]:
+                fire_schedules(self.service)
+                self._next["schedules"] = now + SCHEDULE_INTERVAL
         except QueuectlError as exc:
             log.warning("%s: heartbeat failed: %s", self.worker_id, exc.message)
             self._next["beat"] = now + RETRY_AFTER_ERROR
@@ -153,6 +158,13 @@ class Heartbeat(threading.Thread):
     def _current_job_id(self) -> str | None:
         running = self.current()
         return running[0].id if running else None
+
+
+def fire_schedules(service: QueueService) -> None:
+    """Enqueue due schedule firings (scheduling.py keeps each one to a single job)."""
+    from queuectl.scheduling import ScheduleService
+
+    ScheduleService(service.store).fire_due()
 
 
 def retention_interval() -> float:

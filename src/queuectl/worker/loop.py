@@ -21,7 +21,7 @@ from queuectl.runner import ShellRun, become_subreaper
 from queuectl.service import QueueService
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord
-from queuectl.worker.heartbeat import Heartbeat
+from queuectl.worker.heartbeat import Heartbeat, fire_schedules
 
 log = logging.getLogger("queuectl.worker")
 
@@ -98,6 +98,7 @@ class Worker:
         log.info("%s started (pid %d)", self.id, os.getpid())
         try:
             service.rescue_stale()
+            fire_schedules(service)  # now, not a beat later: a --burst worker runs them too
             self._serve(service)
         finally:
             heartbeat.finish()
