@@ -11,7 +11,14 @@ from datetime import datetime, timedelta
 
 from queuectl.core import lifecycle
 from queuectl.core import settings as config
-from queuectl.core.errors import DuplicateJobId, JobNotFound, UsageError, WrongState
+from queuectl.core.errors import (
+    DependencyEnded,
+    DuplicateJobId,
+    JobNotFound,
+    UnknownDependency,
+    UsageError,
+    WrongState,
+)
 from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import FINISHED_STATES, Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.core.settings import Settings
@@ -58,6 +65,11 @@ class QueueService:
         numbered = parse_job_lines(lines, self.settings())
         try:
             return self.enqueue([job for _, job in numbered])
+        except (UnknownDependency, DependencyEnded) as exc:
+            line = next((number for number, job in numbered if job.id == exc.job_id), None)
+            if line is None:
+                raise
+            raise type(exc)(f"line {line}: {exc.message}", exc.job_id) from None
         except DuplicateJobId:
             # The store only knows that some id is taken; find its line, on this rare path.
             for number, job in numbered:

@@ -54,3 +54,19 @@ class StoreUnavailable(QueuectlError):
 
 class MissingDependency(QueuectlError):
     """An optional dependency is not installed."""
+
+
+class UnknownDependency(UsageError):
+    """A job depends on a job that does not exist."""
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id  # the job whose dependency is missing
+
+
+class DependencyEnded(WrongState):
+    """A job depends on a job that ended dead or cancelled, so it could never run."""
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id  # the job that would wait forever

@@ -26,6 +26,7 @@ class NewJob:
     scheduled_at: datetime | None = None
     cwd: str | None = None  # working directory of the run; None: the worker's
     env: dict[str, str] | None = None  # added to the worker's environment
+    depends_on: tuple[str, ...] = ()  # ids of jobs that must complete before this one runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Job:
     locked_at: datetime | None
     cwd: str | None = None
     env: dict[str, str] | None = None
+    depends_on: tuple[str, ...] = ()  # claimable only once each of these has completed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +77,7 @@ class Job:
             "locked_at": _optional_time(self.locked_at),
             "cwd": self.cwd,
             "env": self.env,
+            "depends_on": list(self.depends_on),
         }
 
 

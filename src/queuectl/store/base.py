@@ -196,6 +196,10 @@ class Store(Protocol):
 
     def request_stop(self, worker_ids: Sequence[str]) -> None: ...
 
+    def get_worker(self, worker_id: str) -> WorkerInfo | None:
+        """A worker as registered, active or not (for explaining a job it holds)."""
+        ...
+
     # config
     def get_config(self) -> dict[str, str]: ...
 

@@ -41,6 +41,7 @@ def job_from_row(row: Sequence[Any], to_time: TimeReader) -> Job:
         locked_at=maybe(row[18]),
         cwd=row[19],
         env=json.loads(row[20]) if row[20] is not None else None,
+        depends_on=tuple(json.loads(row[21])) if row[21] is not None else (),
     )
 
 
