@@ -23,6 +23,7 @@ from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import FINISHED_STATES, Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.core.settings import Settings
 from queuectl.core.spec import check_queue, parse_job_json, parse_job_lines
+from queuectl.core.why import Explanation
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -102,6 +103,41 @@ class QueueService:
 
     def active_workers(self) -> list[WorkerInfo]:
         return self.store.list_workers(self.settings().lease_timeout)
+
+    def explain(self, job_id: str) -> Explanation:
+        """Why a job is not running now (`queuectl why`): reads only, changes nothing, so
+        that a stale claim is shown as it is rather than rescued on the way."""
+        from queuectl.core.why import JobFacts, QueueFacts, explain
+
+        job = self.get_job(job_id)
+        queue = next((info for info in self.store.list_queues() if info.name == job.queue), None)
+        running: tuple[tuple[str, str | None], ...] = ()
+        if queue is not None and queue.max_running is not None:
+            holders = self.store.list_jobs(
+                JobFilter(states=(JobState.PROCESSING,), queue=job.queue, limit=0)
+            )
+            running = tuple((held.id, held.locked_by) for held in holders)
+        dependencies: tuple[tuple[str, JobState | None], ...] = ()
+        if job.depends_on:
+            found = self.store.list_jobs(JobFilter(ids=job.depends_on, limit=0))
+            states = {dep.id: dep.state for dep in found}
+            dependencies = tuple((dep, states.get(dep)) for dep in job.depends_on)
+        holder = self.store.get_worker(job.locked_by) if job.locked_by else None
+        facts = JobFacts(
+            job=job,
+            now=self.store.now(),
+            lease_timeout=self.settings().lease_timeout,
+            queue=QueueFacts(
+                job.queue,
+                queue.paused if queue else False,
+                queue.max_running if queue else None,
+                running,
+            ),
+            workers=tuple(self.active_workers()),
+            holder=holder,
+            dependencies=dependencies,
+        )
+        return explain(facts)
 
     # -- changing jobs ----------------------------------------------------------------
 

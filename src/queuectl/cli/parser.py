@@ -23,6 +23,7 @@ from queuectl.cli.commands import (
     status,
     top,
     wait,
+    why,
     worker,
 )
 
@@ -34,6 +35,7 @@ COMMANDS = (
     top,
     list_jobs,
     show,
+    why,
     logs,
     wait,
     cancel,

@@ -173,7 +173,9 @@ def check_batch_dependencies(jobs: Sequence[tuple[int, NewJob]]) -> None:
     for number, job in jobs:
         cycle = _cycle_from(job.id, by_id, done)
         if cycle is not None:
-            shown = cycle if len(cycle) <= 8 else [*cycle[:4], f"({len(cycle) - 6} more)", *cycle[-2:]]
+            shown = (
+                cycle if len(cycle) <= 8 else [*cycle[:4], f"({len(cycle) - 6} more)", *cycle[-2:]]
+            )
             raise InvalidJobSpec(f"dependency cycle: {' -> '.join(shown)}", number)
 
 

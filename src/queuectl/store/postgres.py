@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 from queuectl.core.errors import DuplicateJobId, MissingDependency, StoreUnavailable
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.store import dependencies
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -21,7 +22,6 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
-from queuectl.store import dependencies
 from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
 
 try:
@@ -312,9 +312,7 @@ class PostgresStore:
         batch = {job.id for job in jobs}
         inside = sorted({dep for _, dep in edges if dep in batch})
         if inside:
-            cursor.execute(
-                "UPDATE jobs SET has_dependents = true WHERE id = ANY(%s)", (inside,)
-            )
+            cursor.execute("UPDATE jobs SET has_dependents = true WHERE id = ANY(%s)", (inside,))
 
     def _release_dependents(self, cursor: Cursor, job_id: str, state: JobState) -> None:
         """After `job_id` ended in `state`: one wait fewer for each job that depends on it

@@ -16,6 +16,7 @@ from queuectl.core.clock import Clock, SystemClock
 from queuectl.core.errors import DuplicateJobId, StoreUnavailable
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.store import dependencies
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -23,7 +24,6 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
-from queuectl.store import dependencies
 from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
 
 SCHEMA_VERSION = 5  # the number of the newest file in migrations/sqlite

@@ -53,6 +53,7 @@ class JobSummary(BaseModel):
     locked_at: Timestamp | None
     cwd: str | None
     env: dict[str, str] | None
+    depends_on: list[str] = Field(description="ids of jobs that must complete before it runs")
 
 
 class Job(JobSummary):
@@ -141,6 +142,10 @@ ENQUEUE_BODY: dict[str, Any] = {
                     "env": {
                         "type": ["object", "null"],
                         "additionalProperties": {"type": "string"},
+                    },
+                    "depends_on": {
+                        "type": ["array", "null"],
+                        "items": {"type": "string", "pattern": f"^{VALID_JOB_ID.pattern}$"},
                     },
                 },
             },
