@@ -280,13 +280,11 @@ def test_dependents_added_while_their_dependency_finishes_are_never_lost(db_targ
             job = finisher.claim_job("w1", ["x"])
             assert job is not None
             start = threading.Barrier(2)
-            record = AttemptRecord(exit_code=0, output="")
 
             def finish(job: Job = job, start: threading.Barrier = start) -> None:
+                record = AttemptRecord(exit_code=0, output="")
                 start.wait()
-                finisher.finish_attempt(
-                    job, "w1", Outcome(JobState.COMPLETED, None, None), record
-                )
+                finisher.finish_attempt(job, "w1", Outcome(JobState.COMPLETED, None, None), record)
 
             thread = threading.Thread(target=finish)
             thread.start()

@@ -17,7 +17,7 @@ from tests.web.conftest import AUTH, TOKEN, enqueue_all, run_burst
 JOB_FIELDS = {
     "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
     "created_at", "updated_at", "scheduled_at", "run_at", "started_at", "finished_at",
-    "exit_code", "last_error", "output", "locked_by", "locked_at", "cwd", "env",
+    "exit_code", "last_error", "output", "locked_by", "locked_at", "cwd", "env", "depends_on",
 }  # fmt: skip
 POST_ROUTES = [
     "/api/jobs",
