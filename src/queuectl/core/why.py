@@ -247,7 +247,11 @@ def _no_worker(facts: JobFacts) -> Reason | None:
 def _runnable(facts: JobFacts) -> Reason:
     serving = _serving(facts.workers, facts.queue.name)
     idle = sum(1 for worker in serving if worker.current_job_id is None)
-    busy = f"{len(serving)} active worker{'' if len(serving) == 1 else 's'} serve its queue"
+    busy = (
+        "1 active worker serves its queue"
+        if len(serving) == 1
+        else f"{len(serving)} active workers serve its queue"
+    )
     load = f", {idle} of them idle" if idle != len(serving) else ""
     what = "its retry is due" if facts.job.state is JobState.FAILED else "pending and runnable now"
     message = f"{what}; a worker should pick it up ({busy}{load})"
