@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from queuectl.core import lifecycle
 from queuectl.core import settings as config
@@ -23,7 +24,6 @@ from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import FINISHED_STATES, Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.core.settings import Settings
 from queuectl.core.spec import check_queue, parse_job_json, parse_job_lines
-from queuectl.core.why import Explanation
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -32,6 +32,9 @@ from queuectl.store.base import (
     Store,
     ThroughputBucket,
 )
+
+if TYPE_CHECKING:
+    from queuectl.core.why import Explanation
 
 
 @dataclass(frozen=True, slots=True)
