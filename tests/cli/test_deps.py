@@ -162,6 +162,20 @@ def test_dlq_retry_all_brings_a_chain_back_and_it_runs(q: Queuectl, tmp_path: An
     assert states(q) == {"build": "completed", "test": "completed", "deploy": "completed"}
 
 
+def test_dlq_retry_all_says_which_jobs_stay_behind(q: Queuectl) -> None:
+    q.ok("add", "--id", "dropped", "--delay", "1h", "--", "true")
+    q.ok("add", "--id", "orphan", "--after", "dropped", "--", "true")
+    q.ok("add", "--id", "broken", "--max-retries", "1", "--", "exit 1")
+    q.ok("cancel", "dropped")
+    run_burst(q)
+    assert q.ok("dlq", "retry", "--all") == (
+        "Moved 1 job from the DLQ to pending.\n"
+        "1 job stays in the DLQ: a job it depends on stays dead or cancelled"
+        " (`queuectl why ID` says which).\n"
+    )
+    assert states(q) == {"dropped": "cancelled", "orphan": "dead", "broken": "pending"}
+
+
 def test_cancel_of_a_dependency_kills_its_dependents(q: Queuectl) -> None:
     q.ok("add", "--id", "later", "--delay", "1h", "--", "true")
     q.ok("add", "--id", "after", "--after", "later", "--", "true")
