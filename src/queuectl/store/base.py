@@ -73,7 +73,8 @@ class Store(Protocol):
 
     # jobs
     def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
-        """Insert all jobs in one transaction, or none (DuplicateJobId)."""
+        """Insert all jobs in one transaction, or none (DuplicateJobId; UnknownDependency or
+        DependencyEnded when a dependency outside the batch is missing, dead or cancelled)."""
         ...
 
     def get_job(self, job_id: str) -> Job | None: ...
@@ -111,13 +112,15 @@ class Store(Protocol):
 
     def requeue_job(self, job_id: str, states: Sequence[JobState]) -> Job | None:
         """A job in one of `states` back to pending with attempts=0; None otherwise.
+        DependencyEnded (nothing changed) while one of its dependencies is dead or cancelled.
 
         Returns the job as this change left it: a worker may claim it the moment it commits.
         """
         ...
 
     def requeue_all_dead(self, queue: str | None) -> int:
-        """Every dead job (of `queue`) back to pending; returns how many."""
+        """Every dead job (of `queue`) back to pending, but those with a dependency that
+        stays dead or cancelled; returns how many."""
         ...
 
     def cancel_job(self, job_id: str) -> Job | None:
