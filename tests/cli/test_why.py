@@ -59,9 +59,18 @@ def age_heartbeat(q: Queuectl, worker_id: str, seconds: float) -> None:
             )
 
 
-def why(q: Queuectl, job_id: str) -> tuple[str, dict[str, Any]]:
-    """The text and the JSON explanation of one job."""
+def beat(q: Queuectl, worker_id: str) -> None:
+    with store_of(q) as store:
+        store.heartbeat(worker_id, None)
+
+
+def why(q: Queuectl, job_id: str, alive: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The text and the JSON explanation of one job; worker `alive` beats before each."""
+    if alive:
+        beat(q, alive)
     text = q.ok("why", job_id)
+    if alive:
+        beat(q, alive)
     return text, json.loads(q.ok("why", job_id, "--json"))
 
 
@@ -180,7 +189,7 @@ def test_why_running_on_a_live_worker(q: Queuectl) -> None:
     register(q, "w-live")
     q.ok("add", "--id", "busy", "--", "sleep 60")
     claim(q, "w-live")
-    text, explained = why(q, "busy")
+    text, explained = why(q, "busy", alive="w-live")
     started = q.job("busy")["started_at"]
     assert text.startswith(f"busy: running on worker w-live on host-a (pid 4242) since {started}")
     assert codes(explained) == ["running"]
