@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from queuectl.core import lifecycle
 from queuectl.core import settings as config
 from queuectl.core.errors import (
+    DependencyEnded,
     DuplicateDedupeKey,
     DuplicateJobId,
     JobNotFound,
+    UnknownDependency,
     UsageError,
     WrongState,
 )
@@ -42,6 +44,7 @@ from queuectl.store.base import (
 
 if TYPE_CHECKING:
     from queuectl.core import health
+    from queuectl.core.why import Explanation
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,11 @@ class QueueService:
         except DuplicateDedupeKey as exc:
             line = next((n for n, job in numbered if job.dedupe_key == exc.key), None)
             raise DuplicateDedupeKey(exc.key, exc.existing_id, exc.state, line=line) from None
+        except (UnknownDependency, DependencyEnded) as exc:
+            line = next((number for number, job in numbered if job.id == exc.job_id), None)
+            if line is None:
+                raise
+            raise type(exc)(f"line {line}: {exc.message}", exc.job_id) from None
         except DuplicateJobId:
             # The store only knows that some id is taken; find its line, on this rare path.
             for number, job in numbered:
@@ -133,6 +141,41 @@ class QueueService:
 
     def active_workers(self) -> list[WorkerInfo]:
         return self.store.list_workers(self.settings().lease_timeout)
+
+    def explain(self, job_id: str) -> Explanation:
+        """Why a job is not running now (`queuectl why`): reads only, changes nothing, so
+        that a stale claim is shown as it is rather than rescued on the way."""
+        from queuectl.core.why import JobFacts, QueueFacts, explain
+
+        job = self.get_job(job_id)
+        queue = next((info for info in self.store.list_queues() if info.name == job.queue), None)
+        running: tuple[tuple[str, str | None], ...] = ()
+        if queue is not None and queue.max_running is not None:
+            holders = self.store.list_jobs(
+                JobFilter(states=(JobState.PROCESSING,), queue=job.queue, limit=0)
+            )
+            running = tuple((held.id, held.locked_by) for held in holders)
+        dependencies: tuple[tuple[str, JobState | None], ...] = ()
+        if job.depends_on:
+            found = self.store.list_jobs(JobFilter(ids=job.depends_on, limit=0))
+            states = {dep.id: dep.state for dep in found}
+            dependencies = tuple((dep, states.get(dep)) for dep in job.depends_on)
+        holder = self.store.get_worker(job.locked_by) if job.locked_by else None
+        facts = JobFacts(
+            job=job,
+            now=self.store.now(),
+            lease_timeout=self.settings().lease_timeout,
+            queue=QueueFacts(
+                job.queue,
+                queue.paused if queue else False,
+                queue.max_running if queue else None,
+                running,
+            ),
+            workers=tuple(self.active_workers()),
+            holder=holder,
+            dependencies=dependencies,
+        )
+        return explain(facts)
 
     # -- changing jobs ----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from queuectl.cli.commands import (
     store,
     top,
     wait,
+    why,
     worker,
 )
 
@@ -39,6 +40,7 @@ COMMANDS = (
     top,
     list_jobs,
     show,
+    why,
     logs,
     wait,
     cancel,

@@ -115,6 +115,7 @@ def print_job(job: Job, history: Sequence[Attempt], now: datetime) -> None:
         ("finished", when(job.finished_at, now)),
         ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
         ("last error", job.last_error or "-"),
+        ("depends on", ", ".join(job.depends_on) or "-"),
     ]
     if job.locked_by:
         fields.append(("locked by", f"{job.locked_by} since {when(job.locked_at, now)}"))

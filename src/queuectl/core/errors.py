@@ -81,3 +81,19 @@ class DuplicateSchedule(UsageError):
 
 class ScheduleNotFound(QueuectlError):
     """No schedule with this name."""
+
+
+class UnknownDependency(UsageError):
+    """A job depends on a job that does not exist."""
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id  # the job whose dependency is missing
+
+
+class DependencyEnded(WrongState):
+    """A job depends on a job that ended dead or cancelled, so it could never run."""
+
+    def __init__(self, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id  # the job that would wait forever

@@ -43,6 +43,7 @@ class NewJob:
     retry_on_exit: tuple[int, ...] = ()  # only these exit codes are retried; empty: any
     fatal_on_exit: tuple[int, ...] = ()  # these exit codes are never retried
     dedupe_key: str | None = None  # at most one pending, failed or processing job per key
+    depends_on: tuple[str, ...] = ()  # ids of jobs that must complete before this one runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class Job:
     retry_on_exit: tuple[int, ...] = ()
     fatal_on_exit: tuple[int, ...] = ()
     dedupe_key: str | None = None
+    depends_on: tuple[str, ...] = ()  # claimable only once each of these has completed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +100,7 @@ class Job:
             "retry_on_exit": list(self.retry_on_exit),
             "fatal_on_exit": list(self.fatal_on_exit),
             "dedupe_key": self.dedupe_key,
+            "depends_on": list(self.depends_on),
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ ALLOWED_KEYS = (
     "retry_on_exit",
     "fatal_on_exit",
     "dedupe_key",
+    "depends_on",
 )
 VALID_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 VALID_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -79,6 +80,7 @@ def parse_job_lines(
                 )
             keys.setdefault(job.dedupe_key, number)
         jobs.append((number, job))
+    check_batch_dependencies(jobs)
     return jobs
 
 
@@ -112,6 +114,11 @@ def job_from_fields(data: dict[str, Any], settings: Settings) -> NewJob:
         cwd=check_cwd(_typed(data, "cwd", str)) if data.get("cwd") is not None else None,
         env=check_env(data["env"]) if data.get("env") is not None else None,
         **_policy_fields(data),
+        depends_on=(
+            check_depends_on(data["depends_on"], job_id)
+            if data.get("depends_on") is not None
+            else ()
+        ),
     )
 
 
@@ -218,6 +225,68 @@ def check_env(value: object) -> dict[str, str]:
         if not _is_utf8(text):
             raise InvalidJobSpec(f"env: {name} must be valid UTF-8 text")
     return dict(value)
+
+
+def check_depends_on(value: object, job_id: str) -> tuple[str, ...]:
+    """A list of job ids this job waits for: valid ids, not itself; repeats dropped."""
+    if not isinstance(value, list):
+        raise InvalidJobSpec(f"depends_on must be an array of job ids, got {_json_type(value)}")
+    ids: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise InvalidJobSpec(f"depends_on must hold job ids (strings), got {_json_type(item)}")
+        if not is_valid_job_id(item):
+            raise InvalidJobSpec(f"depends_on: invalid job id {item!r}")
+        if item == job_id:
+            raise InvalidJobSpec(f"job {job_id!r} cannot depend on itself")
+        if item not in ids:
+            ids.append(item)
+    return tuple(ids)
+
+
+def split_after(values: Iterable[str]) -> list[str]:
+    """`add --after a --after b,c` to ["a", "b", "c"]."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def check_batch_dependencies(jobs: Sequence[tuple[int, NewJob]]) -> None:
+    """Refuse a dependency cycle among the jobs of one batch (jobs already stored cannot
+    be part of one: a dependency must exist when its dependent is added)."""
+    by_id = {job.id: job for _, job in jobs}
+    done: set[str] = set()
+    for number, job in jobs:
+        cycle = _cycle_from(job.id, by_id, done)
+        if cycle is not None:
+            shown = (
+                cycle if len(cycle) <= 8 else [*cycle[:4], f"({len(cycle) - 6} more)", *cycle[-2:]]
+            )
+            raise InvalidJobSpec(f"dependency cycle: {' -> '.join(shown)}", number)
+
+
+def _cycle_from(start: str, by_id: dict[str, NewJob], done: set[str]) -> list[str] | None:
+    """Depth-first walk along depends_on within the batch (iterative: a chain may be long
+    enough to break Python's recursion limit); the cycle found, if any."""
+    if start in done:
+        return None
+    path: list[str] = [start]
+    on_path = {start}
+    pending: list[list[str]] = [list(by_id[start].depends_on)]
+    while path:
+        if not pending[-1]:
+            finished = path.pop()
+            on_path.discard(finished)
+            done.add(finished)
+            pending.pop()
+            continue
+        step = pending[-1].pop()
+        if step in on_path:
+            return [*path[path.index(step) :], step]
+        if step in done or step not in by_id:
+            continue
+        path.append(step)
+        on_path.add(step)
+        pending.append(list(by_id[step].depends_on))
+    return None
 
 
 def check_queue(value: str) -> str:

@@ -118,7 +118,9 @@ class Store(Protocol):
     def insert_jobs(
         self, jobs: Sequence[NewJob], *, skip_duplicate_keys: bool = False
     ) -> list[Job]:
-        """Insert all jobs in one transaction, or none (DuplicateJobId, DuplicateDedupeKey).
+        """Insert all jobs in one transaction, or none (DuplicateJobId, DuplicateDedupeKey;
+        UnknownDependency or DependencyEnded when a dependency outside the batch is missing,
+        dead or cancelled).
 
         With `skip_duplicate_keys`, a job whose dedupe key an unfinished job holds is not
         inserted and that job stands in its place in the result; the rest are inserted.
@@ -160,13 +162,15 @@ class Store(Protocol):
 
     def requeue_job(self, job_id: str, states: Sequence[JobState]) -> Job | None:
         """A job in one of `states` back to pending with attempts=0; None otherwise.
+        DependencyEnded (nothing changed) while one of its dependencies is dead or cancelled.
 
         Returns the job as this change left it: a worker may claim it the moment it commits.
         """
         ...
 
     def requeue_all_dead(self, queue: str | None) -> int:
-        """Every dead job (of `queue`) back to pending; returns how many."""
+        """Every dead job (of `queue`) back to pending, but those with a dependency that
+        stays dead or cancelled; returns how many."""
         ...
 
     def cancel_job(self, job_id: str) -> Job | None:
@@ -244,6 +248,10 @@ class Store(Protocol):
         ...
 
     def request_stop(self, worker_ids: Sequence[str]) -> None: ...
+
+    def get_worker(self, worker_id: str) -> WorkerInfo | None:
+        """A worker as registered, active or not (for explaining a job it holds)."""
+        ...
 
     # config
     def get_config(self) -> dict[str, str]: ...

@@ -21,6 +21,7 @@ from queuectl.core.errors import (
 )
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
+from queuectl.store import dependencies
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -61,7 +62,7 @@ log = logging.getLogger("queuectl.store")
 Connection: TypeAlias = "psycopg.Connection[tuple[Any, ...]]"
 Cursor: TypeAlias = "psycopg.Cursor[tuple[Any, ...]]"
 
-SCHEMA_VERSION = 4  # the number of the newest file in migrations/postgres
+SCHEMA_VERSION = 5  # the number of the newest file in migrations/postgres
 MIGRATION_LOCK = 0x71756575  # pg_advisory_xact_lock key ("queu"): one migrator at a time
 SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
 CHANNEL = "queuectl_jobs"  # NOTIFY channel: a job may have become claimable
@@ -75,7 +76,8 @@ RECONNECT_MAX = 5.0  # seconds; cap of the main connection's reconnect backoff
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
     " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
-    " output, locked_by, locked_at, cwd, env, retry_on_exit, fatal_on_exit, dedupe_key"
+    " output, locked_by, locked_at, cwd, env, retry_on_exit, fatal_on_exit, dedupe_key,"
+    " depends_on"
 )
 # A queue is closed to claims while paused or while it runs as many jobs as its limit.
 CLOSED_QUEUES = (
@@ -105,7 +107,7 @@ WITH clock AS (
     FROM clock
     WHERE seq = (
         SELECT seq FROM jobs
-        WHERE state IN ('pending', 'failed') AND run_at <= now() {{queues}}
+        WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= now() {{queues}}
             AND queue NOT IN ({CLOSED_QUEUES})
         ORDER BY priority DESC, run_at, seq
         LIMIT 1
@@ -132,7 +134,7 @@ WITH finished AS (
         updated_at = now()
     WHERE id = %(job)s AND state = 'processing' AND locked_by = %(worker)s
         AND attempts = %(attempt)s
-    RETURNING id
+    RETURNING id, has_dependents
 ), attempt AS (
     UPDATE attempts SET finished_at = now(), exit_code = %(exit_code)s, error = %(error)s,
         output = coalesce(%(output)s, output), outcome = %(outcome)s, signal = %(signal)s
@@ -144,7 +146,7 @@ WITH finished AS (
     FROM finished
     WHERE workers.id = %(worker)s AND workers.current_job_id = finished.id
 )
-SELECT id FROM finished
+SELECT id, has_dependents FROM finished
 """
 
 
@@ -310,31 +312,39 @@ class PostgresStore:
             [exit_codes_to_column(job.retry_on_exit) for job in jobs],
             [exit_codes_to_column(job.fatal_on_exit) for job in jobs],
             [job.dedupe_key for job in jobs],
+            [json.dumps(job.depends_on) if job.depends_on else None for job in jobs],
         )
+        has_dependencies = any(job.depends_on for job in jobs)
         # A job whose key is held is skipped, not an error: the unique index arbitrates,
         # so of concurrent enqueuers of one key exactly one inserts.
         skip = f" ON CONFLICT (dedupe_key) WHERE {DEDUPE_HELD} DO NOTHING"
         try:
             with self._transaction() as cursor:
+                waiting = (
+                    self._waiting_counts(cursor, jobs) if has_dependencies else [0] * len(jobs)
+                )
                 # One statement for the whole batch: arrays unnested server-side, in order.
                 cursor.execute(
                     "INSERT INTO jobs (id, command, state, queue, priority, max_retries,"
                     " timeout, created_at, updated_at, scheduled_at, run_at, cwd, env,"
-                    " retry_on_exit, fatal_on_exit, dedupe_key)"
+                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, waiting_on)"
                     " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
                     " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env,"
-                    " retry_on_exit, fatal_on_exit, dedupe_key"
+                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, waiting_on"
                     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
                     " %s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
-                    " %s::text[], %s::text[]) WITH ORDINALITY AS new (id, command, queue,"
-                    " priority, max_retries, timeout, scheduled_at, cwd, env, retry_on_exit,"
-                    " fatal_on_exit, dedupe_key, position)"
+                    " %s::text[], %s::text[], %s::text[], %s::int[]) WITH ORDINALITY AS new"
+                    " (id, command, queue, priority, max_retries, timeout, scheduled_at, cwd,"
+                    " env, retry_on_exit, fatal_on_exit, dedupe_key, depends_on, waiting_on,"
+                    " position)"
                     f" ORDER BY position{skip if skip_duplicate_keys else ''}"
                     f" RETURNING {JOB_COLUMNS}",
-                    columns,
+                    (*columns, waiting),
                 )
                 inserted = {row[0]: _job(row) for row in cursor.fetchall()}
                 created = len(inserted)
+                if has_dependencies:
+                    self._link_dependencies(cursor, [job for job in jobs if job.id in inserted])
                 if created < len(jobs):
                     inserted |= self._key_holders(cursor, jobs, inserted)
                 if created:
@@ -380,6 +390,59 @@ class PostgresStore:
         if rows:
             return DuplicateDedupeKey(rows[0][0], rows[0][1], rows[0][2])
         return DuplicateDedupeKey(first_repeated_key(jobs) or "?", None)
+
+    def _waiting_counts(self, cursor: Cursor, jobs: Sequence[NewJob]) -> list[int]:
+        """Check the jobs' dependencies and count the unfinished ones. The dependencies'
+        rows are locked and marked has_dependents: a finish of one of them either waits for
+        this commit and then sees the mark, or ran first and the state read here is final."""
+        outside = dependencies.outside_batch(jobs)
+        stored: dict[str, str] = {}
+        if outside:
+            cursor.execute(
+                "UPDATE jobs SET has_dependents = true WHERE id IN (SELECT id FROM jobs"
+                " WHERE id = ANY(%s) ORDER BY id FOR UPDATE) RETURNING id, state",
+                (outside,),
+            )
+            stored = dict(cursor.fetchall())
+        return dependencies.waiting_counts(jobs, stored)
+
+    def _link_dependencies(self, cursor: Cursor, jobs: Sequence[NewJob]) -> None:
+        edges = [(job.id, dep) for job in jobs for dep in job.depends_on]
+        cursor.execute(
+            "INSERT INTO job_dependencies (job_id, depends_on_id)"
+            " SELECT * FROM unnest(%s::text[], %s::text[])",
+            ([edge[0] for edge in edges], [edge[1] for edge in edges]),
+        )
+        batch = {job.id for job in jobs}
+        inside = sorted({dep for _, dep in edges if dep in batch})
+        if inside:
+            cursor.execute("UPDATE jobs SET has_dependents = true WHERE id = ANY(%s)", (inside,))
+
+    def _release_dependents(self, cursor: Cursor, job_id: str, state: JobState) -> None:
+        """After `job_id` ended in `state`: one wait fewer for each job that depends on it
+        when it completed; when it ended dead or cancelled, those jobs (and, in turn, the
+        jobs that wait for them) become dead, as they could never run."""
+        if state is JobState.COMPLETED:
+            cursor.execute(
+                "UPDATE jobs SET waiting_on = waiting_on - 1 WHERE waiting_on > 0 AND id IN"
+                " (SELECT job_id FROM job_dependencies WHERE depends_on_id = %s)",
+                (job_id,),
+            )
+            cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+            return
+        if state not in (JobState.DEAD, JobState.CANCELLED):
+            return
+        ended = [(job_id, state.value)]
+        while ended:
+            cause, how = ended.pop()
+            cursor.execute(
+                "UPDATE jobs SET state = 'dead', last_error = %s, updated_at = now(),"
+                " locked_by = NULL, locked_at = NULL"
+                " WHERE state IN ('pending', 'failed') AND id IN"
+                " (SELECT job_id FROM job_dependencies WHERE depends_on_id = %s) RETURNING id",
+                (dependencies.dependency_error(cause, how), cause),
+            )
+            ended += [(row[0], JobState.DEAD.value) for row in cursor.fetchall()]
 
     def _duplicate(self, ids: list[str]) -> DuplicateJobId:
         """Name the id that broke the batch: one already stored, or one given twice."""
@@ -509,6 +572,11 @@ class PostgresStore:
         )
         if not rows:
             return False
+        if rows[0][1] and outcome.state in (JobState.COMPLETED, JobState.DEAD):
+            # Its own transaction, after the finish: that one's snapshot may predate a
+            # dependent whose insert held this job's row (see _waiting_counts).
+            with self._transaction() as cursor:
+                self._release_dependents(cursor, job.id, outcome.state)
         if outcome.state is JobState.FAILED:
             # A hint, sent after the commit: idle workers re-read when the retry is due.
             self._execute("SELECT pg_notify(%s, '')", (CHANNEL,))
@@ -530,13 +598,26 @@ class PostgresStore:
         return self.requeue_job(job_id, (JobState.DEAD,)) is not None
 
     def requeue_job(self, job_id: str, states: Sequence[JobState]) -> Job | None:
+        wanted = [state.value for state in states]
         try:
             with self._transaction() as cursor:
+                # The dependencies' rows are locked, so none finishes between this count and
+                # the commit (its release would miss a job that is not pending yet).
+                cursor.execute(
+                    "SELECT d.depends_on_id, dep.state FROM job_dependencies AS d"
+                    " JOIN jobs AS dep ON dep.id = d.depends_on_id WHERE d.job_id = %s"
+                    " AND EXISTS (SELECT 1 FROM jobs WHERE id = %s AND state = ANY(%s))"
+                    " ORDER BY dep.id FOR SHARE OF dep",
+                    (job_id, job_id, wanted),
+                )
+                edges = cursor.fetchall()
+                dependencies.ended_dependency(job_id, edges)
+                waiting = sum(state != JobState.COMPLETED.value for _, state in edges)
                 cursor.execute(
                     "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
-                    " updated_at = now(), locked_by = NULL, locked_at = NULL"
+                    " updated_at = now(), locked_by = NULL, locked_at = NULL, waiting_on = %s"
                     f" WHERE id = %s AND state = ANY(%s) RETURNING {JOB_COLUMNS}",
-                    (job_id, [state.value for state in states]),
+                    (waiting, job_id, wanted),
                 )
                 row = cursor.fetchone()
                 if row is None:
@@ -577,10 +658,9 @@ class PostgresStore:
     def _requeue_all_dead(self, queue: str | None) -> int:
         with self._transaction() as cursor:
             # Jobs whose dedupe key is held stay dead, and of dead jobs sharing a key only
-            # the newest comes back (the subqueries see the table as the statement began).
+            # the newest comes back: the ids are chosen first, so none can collide.
             cursor.execute(
-                "UPDATE jobs AS dead SET state = 'pending', attempts = 0, run_at = now(),"
-                " updated_at = now() WHERE state = 'dead' AND (%(queue)s::text IS NULL"
+                "SELECT id FROM jobs AS dead WHERE state = 'dead' AND (%(queue)s::text IS NULL"
                 " OR queue = %(queue)s) AND (dedupe_key IS NULL OR (NOT EXISTS (SELECT 1"
                 "  FROM jobs AS held WHERE held.dedupe_key = dead.dedupe_key"
                 f"   AND {dedupe_held('held')})"
@@ -589,7 +669,39 @@ class PostgresStore:
                 "   AND (%(queue)s::text IS NULL OR twin.queue = dead.queue))))",
                 {"queue": queue},
             )
+            candidates = [row[0] for row in cursor.fetchall()]
+            # Jobs that wait for others: a dead one comes back only with its dependencies.
+            cursor.execute(
+                "SELECT d.job_id, d.depends_on_id, dep.state, dep.queue FROM jobs"
+                " JOIN job_dependencies AS d ON d.job_id = jobs.id"
+                " JOIN jobs AS dep ON dep.id = d.depends_on_id"
+                " WHERE jobs.state = 'dead' AND (%s::text IS NULL OR jobs.queue = %s)"
+                " ORDER BY dep.id FOR SHARE OF dep",
+                (queue, queue),
+            )
+            # A dead dependency that stays dead (its key is held) blocks like a cancelled one.
+            coming_back = set(candidates)
+            edges = [
+                (job, dep, "cancelled" if state == "dead" and dep not in coming_back else state, q)
+                for job, dep, state, q in cursor.fetchall()
+            ]
+            blocked = dependencies.blocked_by_ended(edges, queue)
+            ids = [job_id for job_id in candidates if job_id not in blocked]
+            cursor.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = now(),"
+                " updated_at = now() WHERE state = 'dead' AND id = ANY(%s)",
+                (ids,),
+            )
             count = cursor.rowcount
+            waiting = sorted({edge[0] for edge in edges} & set(ids))
+            if waiting:
+                cursor.execute(
+                    "UPDATE jobs SET waiting_on = (SELECT count(*) FROM job_dependencies AS d"
+                    " JOIN jobs AS dep ON dep.id = d.depends_on_id"
+                    " WHERE d.job_id = jobs.id AND dep.state <> 'completed')"
+                    " WHERE id = ANY(%s)",
+                    (waiting,),
+                )
             if count:
                 cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return count
@@ -624,6 +736,7 @@ class PostgresStore:
                     " WHERE id = %s AND current_job_id = %s",
                     (job.locked_by, job_id),
                 )
+            self._release_dependents(cursor, job_id, JobState.CANCELLED)
         return job
 
     def delete_jobs(
@@ -655,7 +768,9 @@ class PostgresStore:
                 cursor.execute(
                     f"WITH doomed AS (SELECT id FROM jobs WHERE {where} ORDER BY seq"
                     " LIMIT %(batch)s FOR UPDATE SKIP LOCKED),"
-                    " history AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM doomed))"
+                    " history AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM doomed)),"
+                    " edges AS (DELETE FROM job_dependencies"
+                    " WHERE job_id IN (SELECT id FROM doomed))"
                     " DELETE FROM jobs WHERE id IN (SELECT id FROM doomed)",
                     {**params, "batch": batch},
                 )
@@ -742,8 +857,8 @@ class PostgresStore:
             # Jobs of a paused or full queue are not claimable: counting them as due would
             # make an idle worker spin on claims that find nothing.
             "SELECT extract(epoch FROM min(run_at) - now())::float8 FROM jobs"
-            f" WHERE state IN ('pending', 'failed'){queue_clause}"
-            f" AND queue NOT IN ({CLOSED_QUEUES})",
+            " WHERE state IN ('pending', 'failed') AND waiting_on = 0"
+            f"{queue_clause} AND queue NOT IN ({CLOSED_QUEUES})",
             params,
         )
         return None if not rows or rows[0][0] is None else max(0.0, float(rows[0][0]))
@@ -874,6 +989,16 @@ class PostgresStore:
             )
             for row in rows
         ]
+
+    def get_worker(self, worker_id: str) -> WorkerInfo | None:
+        rows = self._read(f"SELECT {WORKER_COLUMNS} FROM workers WHERE id = %s", (worker_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        queues = tuple(row[7]) if row[7] else None
+        return WorkerInfo(
+            row[0], row[1], row[2], row[3], _utc(row[4]), _utc(row[5]), row[6], queues
+        )
 
     def request_stop(self, worker_ids: Sequence[str]) -> None:
         if worker_ids:

@@ -45,6 +45,7 @@ def job_from_row(row: Sequence[Any], to_time: TimeReader) -> Job:
         retry_on_exit=exit_codes_from_column(row[21]),
         fatal_on_exit=exit_codes_from_column(row[22]),
         dedupe_key=row[23],
+        depends_on=tuple(json.loads(row[24])) if row[24] is not None else (),
     )
 
 

@@ -18,6 +18,7 @@ from queuectl.core.clock import Clock, SystemClock
 from queuectl.core.errors import DuplicateDedupeKey, DuplicateJobId, StoreUnavailable, WrongState
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
+from queuectl.store import dependencies
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from queuectl.core.schedule import Schedule
     from queuectl.store.base import JobRecord, QueueSetting, StoreContents
 
-SCHEMA_VERSION = 4  # the number of the newest file in migrations/sqlite
+SCHEMA_VERSION = 5  # the number of the newest file in migrations/sqlite
 DELETE_BATCH = 500  # jobs deleted per write transaction
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before giving up
@@ -61,7 +62,8 @@ CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
     " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
-    " output, locked_by, locked_at, cwd, env, retry_on_exit, fatal_on_exit, dedupe_key"
+    " output, locked_by, locked_at, cwd, env, retry_on_exit, fatal_on_exit, dedupe_key,"
+    " depends_on"
 )
 # A queue is closed to claims while paused or while it runs as many jobs as its limit.
 CLOSED_QUEUES = (
@@ -222,26 +224,46 @@ class SqliteStore:
                 exit_codes_to_column(job.retry_on_exit),
                 exit_codes_to_column(job.fatal_on_exit),
                 job.dedupe_key,
+                json.dumps(job.depends_on) if job.depends_on else None,
             )
             for job in jobs
         ]
         insert = (
             "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
             " created_at, updated_at, scheduled_at, run_at, cwd, env, retry_on_exit,"
-            " fatal_on_exit, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " fatal_on_exit, dedupe_key, depends_on, waiting_on)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        has_dependencies = any(job.depends_on for job in jobs)
         try:
             with self._write() as conn:
+                waiting = self._waiting_counts(conn, jobs) if has_dependencies else [0] * len(jobs)
+                values: list[tuple[Any, ...]] = [
+                    (*row, count) for row, count in zip(rows, waiting, strict=True)
+                ]
                 if skip_duplicate_keys:
-                    return self._insert_new_keys(conn, insert, rows, jobs, now)
-                conn.executemany(insert, rows)
+                    added = self._insert_new_keys(conn, insert, values, jobs, now)
+                    inserted = {job.id for job in added}
+                else:
+                    conn.executemany(insert, values)
+                    added, inserted = [_new_job_row(job, now) for job in jobs], None
+                if has_dependencies:
+                    conn.executemany(
+                        "INSERT INTO job_dependencies (job_id, depends_on_id) VALUES (?, ?)",
+                        [
+                            (job.id, dep)
+                            for job in jobs
+                            if inserted is None or job.id in inserted
+                            for dep in job.depends_on
+                        ],
+                    )
+                return added
         except sqlite3.IntegrityError as exc:
             existing = self._existing_ids([job.id for job in jobs])
             if "dedupe_key" in str(exc) and not existing:  # a taken id is named first
                 raise self._duplicate_key(jobs) from exc
             which = f"job id {existing[0]!r}" if existing else "a job id"
             raise DuplicateJobId(f"{which} already exists") from exc
-        return [_new_job_row(job, now) for job in jobs]
 
     def _insert_new_keys(
         self,
@@ -283,6 +305,54 @@ class SqliteStore:
             if rows:
                 return DuplicateDedupeKey(rows[0][0], rows[0][1], rows[0][2])
         return DuplicateDedupeKey(first_repeated_key(jobs) or "?", None)
+
+    def _waiting_counts(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[int]:
+        """Check the jobs' dependencies and count the unfinished ones, under the write lock."""
+        outside = dependencies.outside_batch(jobs)
+        stored: dict[str, str] = {}
+        for start in range(0, len(outside), 500):
+            chunk = outside[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            stored.update(conn.execute(f"SELECT id, state FROM jobs WHERE id IN ({marks})", chunk))
+        return dependencies.waiting_counts(jobs, stored)
+
+    def _release_dependents(self, conn: sqlite3.Connection, job_id: str, state: JobState) -> None:
+        """After `job_id` ended in `state`: one wait fewer for each job that depends on it
+        when it completed; when it ended dead or cancelled, those jobs (and, in turn, the
+        jobs that wait for them) become dead, as they could never run."""
+        if state is JobState.COMPLETED:
+            conn.execute(
+                "UPDATE jobs SET waiting_on = waiting_on - 1 WHERE waiting_on > 0 AND id IN"
+                " (SELECT job_id FROM job_dependencies WHERE depends_on_id = ?)",
+                (job_id,),
+            )
+            return
+        if state not in (JobState.DEAD, JobState.CANCELLED):
+            return
+        now = self._now()
+        ended = [(job_id, state.value)]
+        while ended:
+            cause, how = ended.pop()
+            rows = conn.execute(
+                "UPDATE jobs SET state = 'dead', last_error = ?, updated_at = ?,"
+                " locked_by = NULL, locked_at = NULL"
+                " WHERE state IN ('pending', 'failed') AND id IN"
+                " (SELECT job_id FROM job_dependencies WHERE depends_on_id = ?) RETURNING id",
+                (dependencies.dependency_error(cause, how), now, cause),
+            ).fetchall()
+            ended += [(row[0], JobState.DEAD.value) for row in rows]
+
+    def _recount_waiting(self, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+        """Recount how many unfinished dependencies each of these jobs has (after a retry)."""
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            conn.execute(
+                "UPDATE jobs SET waiting_on = (SELECT count(*) FROM job_dependencies AS d"
+                " JOIN jobs AS dep ON dep.id = d.depends_on_id"
+                " WHERE d.job_id = jobs.id AND dep.state != 'completed')"
+                f" WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
 
     def _existing_ids(self, ids: list[str]) -> list[str]:
         found = []
@@ -340,7 +410,7 @@ class SqliteStore:
         queue_clause, params = _queue_clause(queues)
         pick = (
             "SELECT seq FROM jobs INDEXED BY jobs_claimable"
-            " WHERE state IN ('pending', 'failed') AND run_at <= ?"
+            " WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= ?"
             f"{queue_clause} AND queue NOT IN ({CLOSED_QUEUES})"
             " ORDER BY priority DESC, run_at, seq LIMIT 1"
         )
@@ -413,6 +483,7 @@ class SqliteStore:
                 "UPDATE workers SET current_job_id = NULL WHERE id = ? AND current_job_id = ?",
                 (worker_id, job.id),
             )
+            self._release_dependents(conn, job.id, outcome.state)
         return True
 
     def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
@@ -434,11 +505,19 @@ class SqliteStore:
         marks = ",".join("?" * len(states))
         try:
             with self._write() as conn:
+                edges = conn.execute(
+                    "SELECT d.depends_on_id, dep.state FROM job_dependencies AS d"
+                    " JOIN jobs AS dep ON dep.id = d.depends_on_id WHERE d.job_id = ?"
+                    f" AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND state IN ({marks}))",
+                    (job_id, job_id, *[state.value for state in states]),
+                ).fetchall()
+                dependencies.ended_dependency(job_id, edges)
+                waiting = sum(state != JobState.COMPLETED.value for _, state in edges)
                 row = conn.execute(
                     "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
-                    f" locked_by = NULL, locked_at = NULL WHERE id = ? AND state IN ({marks})"
-                    f" RETURNING {JOB_COLUMNS}",
-                    (now, now, job_id, *[state.value for state in states]),
+                    " locked_by = NULL, locked_at = NULL, waiting_on = ?"
+                    f" WHERE id = ? AND state IN ({marks}) RETURNING {JOB_COLUMNS}",
+                    (now, now, waiting, job_id, *[state.value for state in states]),
                 ).fetchone()
         except sqlite3.IntegrityError as exc:  # only the dedupe index can object
             raise self._key_taken(job_id) from exc
@@ -466,7 +545,7 @@ class SqliteStore:
         with self._write() as conn:
             # Jobs whose dedupe key is held stay dead, and of dead jobs sharing a key only
             # the newest comes back: the ids are chosen first, so none can collide.
-            ids = [
+            candidates = [
                 row[0]
                 for row in conn.execute(
                     f"SELECT id FROM jobs AS dead WHERE state = 'dead'{queue_clause}"
@@ -478,6 +557,22 @@ class SqliteStore:
                     params,
                 )
             ]
+            # Jobs that wait for others: a dead one comes back only with its dependencies.
+            edges = conn.execute(
+                "SELECT d.job_id, d.depends_on_id, dep.state, dep.queue FROM jobs"
+                " JOIN job_dependencies AS d ON d.job_id = jobs.id"
+                " JOIN jobs AS dep ON dep.id = d.depends_on_id"
+                f" WHERE jobs.state = 'dead'{queue_clause.replace('queue', 'jobs.queue')}",
+                params,
+            ).fetchall()
+            # A dead dependency that stays dead (its key is held) blocks like a cancelled one.
+            coming_back = set(candidates)
+            edges = [
+                (job, dep, "cancelled" if state == "dead" and dep not in coming_back else state, q)
+                for job, dep, state, q in edges
+            ]
+            blocked = dependencies.blocked_by_ended(edges, queue)
+            ids = [job_id for job_id in candidates if job_id not in blocked]
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 conn.execute(
@@ -485,6 +580,7 @@ class SqliteStore:
                     f" WHERE id IN ({','.join('?' * len(chunk))})",
                     (now, now, *chunk),
                 )
+            self._recount_waiting(conn, sorted({edge[0] for edge in edges} & set(ids)))
             return len(ids)
 
     def cancel_job(self, job_id: str) -> Job | None:
@@ -515,6 +611,7 @@ class SqliteStore:
                     "UPDATE workers SET current_job_id = NULL WHERE id = ? AND current_job_id = ?",
                     (job.locked_by, job_id),
                 )
+            self._release_dependents(conn, job_id, JobState.CANCELLED)
             return job
 
     def delete_jobs(
@@ -550,6 +647,7 @@ class SqliteStore:
                     break
                 chunk = ",".join("?" * len(ids))
                 conn.execute(f"DELETE FROM attempts WHERE job_id IN ({chunk})", ids)
+                conn.execute(f"DELETE FROM job_dependencies WHERE job_id IN ({chunk})", ids)
                 conn.execute(f"DELETE FROM jobs WHERE id IN ({chunk})", ids)
             deleted += len(ids)
         return deleted
@@ -621,7 +719,8 @@ class SqliteStore:
         # Jobs of a paused or full queue are not claimable: counting them as due would make
         # an idle worker spin on claims that find nothing.
         rows = self._read(
-            f"SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed'){queue_clause}"
+            "SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed')"
+            f" AND waiting_on = 0{queue_clause}"
             f" AND queue NOT IN ({CLOSED_QUEUES})",
             params,
         )
@@ -730,6 +829,10 @@ class SqliteStore:
             )
             for row in rows
         ]
+
+    def get_worker(self, worker_id: str) -> WorkerInfo | None:
+        rows = self._read(f"SELECT {WORKER_COLUMNS} FROM workers WHERE id = ?", (worker_id,))
+        return _worker(rows[0]) if rows else None
 
     def request_stop(self, worker_ids: Sequence[str]) -> None:
         with self._write() as conn:
@@ -967,4 +1070,10 @@ def _new_job_row(job: NewJob, now: float) -> Job:
         retry_on_exit=job.retry_on_exit,
         fatal_on_exit=job.fatal_on_exit,
         dedupe_key=job.dedupe_key,
+        depends_on=job.depends_on,
     )
+
+
+def _worker(row: Sequence[Any]) -> WorkerInfo:
+    queues = tuple(row[7].split(",")) if row[7] else None
+    return WorkerInfo(row[0], row[1], row[2], row[3], _dt(row[4]), _dt(row[5]), row[6], queues)

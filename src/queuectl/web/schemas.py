@@ -69,6 +69,7 @@ class JobSummary(BaseModel):
     dedupe_key: str | None = Field(
         description="no two pending, failed or processing jobs share a key"
     )
+    depends_on: list[str] = Field(description="ids of jobs that must complete before it runs")
 
 
 class Job(JobSummary):
@@ -169,6 +170,10 @@ ENQUEUE_BODY: dict[str, Any] = {
                         "type": ["string", "null"],
                         "minLength": 1,
                         "maxLength": MAX_DEDUPE_KEY_LENGTH,
+                    },
+                    "depends_on": {
+                        "type": ["array", "null"],
+                        "items": {"type": "string", "pattern": f"^{VALID_JOB_ID.pattern}$"},
                     },
                 },
             },

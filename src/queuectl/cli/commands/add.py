@@ -55,6 +55,13 @@ def register(subparsers: Subparsers) -> None:
         help="add an environment variable (repeat for several)",
     )
     _add_policy_options(parser)
+    parser.add_argument(
+        "--after",
+        action="append",
+        metavar="ID",
+        default=[],
+        help="run only once job ID has completed (repeat, or separate ids with commas)",
+    )
     add_json_flag(parser)
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
@@ -79,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
         scheduled_at = spec.delay_to_time(spec.parse_duration(args.delay), service.store.now())
     elif args.at is not None:
         scheduled_at = spec.parse_time(args.at)
+    job_id = spec.check_job_id(args.id) if args.id is not None else new_job_id()
     job = NewJob(
-        id=spec.check_job_id(args.id) if args.id is not None else new_job_id(),
+        id=job_id,
         command=spec.check_command(command),
         queue=spec.check_queue(args.queue) if args.queue is not None else "default",
         priority=spec.check_priority(args.priority) if args.priority is not None else 0,
@@ -98,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         cwd=spec.check_cwd(os.path.abspath(cwd)) if cwd is not None else None,
         env=spec.check_env(_env_pairs(args.env)) if args.env else None,
         **_policy_fields(args),
+        depends_on=spec.check_depends_on(spec.split_after(args.after), job_id),
     )
     (created,) = service.enqueue([job], skip_duplicate_keys=args.if_exists == "skip")
     if args.json:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_json_flag, confirm, open_service, print_json
 from queuectl.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from queuectl.service import QueueService
 
 
 def register(subparsers: Subparsers) -> None:
@@ -55,11 +59,18 @@ def run_retry(args: argparse.Namespace) -> int:
     if args.queue is not None and not args.all:
         raise UsageError("--queue goes with --all")
     if args.all:
-        count = open_service(args).retry_all_dead(_queue(args.queue))
+        service = open_service(args)
+        count = service.retry_all_dead(_queue(args.queue))
         if args.json:
             print_json({"retried": count})
         else:
             print(f"Moved {count} job{'' if count == 1 else 's'} from the DLQ to pending.")
+            left = _left_dead(service, _queue(args.queue))
+            if left:
+                print(
+                    f"{left} job{' stays' if left == 1 else 's stay'} in the DLQ: a job it "
+                    "depends on stays dead or cancelled (`queuectl why ID` says which)."
+                )
         return 0
     job = open_service(args).retry_dead(args.id)
     if args.json:
@@ -92,6 +103,14 @@ def run_purge(args: argparse.Namespace) -> int:
     else:
         print(f"Deleted {deleted} job{'' if deleted == 1 else 's'} from the DLQ.")
     return 0
+
+
+def _left_dead(service: QueueService, queue: str | None) -> int:
+    """Dead jobs a bulk retry left behind: those waiting for a job that stays ended."""
+    from queuectl.core.states import JobState
+    from queuectl.store.base import JobFilter
+
+    return service.count_jobs(JobFilter(states=(JobState.DEAD,), queue=queue))[JobState.DEAD]
 
 
 def _queue(name: str | None) -> str | None:
