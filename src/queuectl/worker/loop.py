@@ -16,8 +16,9 @@ from queuectl.core.errors import QueuectlError, StoreUnavailable
 from queuectl.core.ids import new_worker_id
 from queuectl.core.models import Job
 from queuectl.core.settings import Settings
+from queuectl.crashpoint import crash_point
 from queuectl.runner import ShellRun, become_subreaper
-from queuectl.service import QueueService
+from queuectl.service import QueueService, job_environment
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord
 from queuectl.worker.heartbeat import Heartbeat
@@ -116,6 +117,7 @@ class Worker:
             try:
                 job = store.claim_job(self.id, self.queues)
                 if job is not None:
+                    crash_point("after-claim")
                     self._run_job(service, job, current)
                     continue
                 if self.burst:
@@ -140,7 +142,7 @@ class Worker:
 
     def _run_job(self, service: QueueService, job: Job, current: Settings) -> None:
         env = dict(os.environ, **(job.env or {}))
-        env.update(QUEUECTL_JOB_ID=job.id, QUEUECTL_ATTEMPT=str(job.attempts))
+        env.update(job_environment(job))
         run = ShellRun(
             job.command,
             timeout=job.timeout,
@@ -148,6 +150,7 @@ class Worker:
             env=env,
             cwd=job.cwd,
             reap_orphans=True,
+            die_with_parent=True,
         )
         self._current = (job, run)
         log.info("%s: job %s attempt %d: %s", self.id, job.id, job.attempts, job.command)
@@ -161,7 +164,10 @@ class Worker:
         if run.kill_reason is not None and outcome.last_error is not None:
             outcome = lifecycle.Outcome(outcome.state, outcome.retry_delay, run.kill_reason)
         record = AttemptRecord(exit_code=result.exit_code, output=result.output)
-        if not self._finish(service, job, outcome, record):
+        crash_point("before-record")
+        recorded = self._finish(service, job, outcome, record)
+        crash_point("after-record")
+        if not recorded:
             log.warning(
                 "%s: job %s was cancelled or taken from this worker; result dropped",
                 self.id,
