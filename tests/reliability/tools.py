@@ -107,3 +107,23 @@ def read_workers_table(q: Queuectl) -> dict[str, int]:
         with contextlib.closing(sqlite3.connect(path)) as database:
             rows = database.execute("SELECT id, pid FROM workers").fetchall()
     return {str(worker_id): int(pid) for worker_id, pid in rows}
+
+
+def peek_job(q: Queuectl, job_id: str) -> tuple[str, int]:
+    """A job's (state, attempts) read straight from the store: unlike every command, this
+    rescues nothing."""
+    if q.target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(q.target, autocommit=True) as server:
+            row = server.execute(
+                "SELECT state, attempts FROM queuectl.jobs WHERE id = %s", (job_id,)
+            ).fetchone()
+    else:
+        path = q.target.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as database:
+            row = database.execute(
+                "SELECT state, attempts FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+    assert row is not None, f"no job {job_id!r}"
+    return str(row[0]), int(row[1])
