@@ -244,7 +244,8 @@ class QueueService:
             record = AttemptRecord(exit_code=None, output=None)
             # What is left of the lost run on this host must not run on beside the next
             # attempt: kill it before the job can be claimed again.
-            kill_processes_with_environment(job_environment(job))
+            if job.locked_by:
+                kill_processes_with_environment(job_environment(job, job.locked_by))
             crash_point("during-rescue")
             if self.store.finish_attempt(job, job.locked_by or "", outcome, record):
                 rescued.append(job)
@@ -290,14 +291,20 @@ class QueueService:
         return workers
 
 
-def job_environment(job: Job) -> dict[str, str]:
-    """The variables that tell a run which job and attempt it is; they also identify the
-    run's processes (and those it started) when its worker is gone."""
-    return {JOB_ID_VARIABLE: job.id, ATTEMPT_VARIABLE: str(job.attempts)}
+def job_environment(job: Job, worker_id: str) -> dict[str, str]:
+    """The variables that tell a run which job, attempt and worker it is; together they
+    also identify the run's processes (and those it started) once its worker is gone. The
+    worker id keeps apart jobs of the same id and attempt in two stores on one host."""
+    return {
+        JOB_ID_VARIABLE: job.id,
+        ATTEMPT_VARIABLE: str(job.attempts),
+        WORKER_ID_VARIABLE: worker_id,
+    }
 
 
 JOB_ID_VARIABLE = "QUEUECTL_JOB_ID"
 ATTEMPT_VARIABLE = "QUEUECTL_ATTEMPT"
+WORKER_ID_VARIABLE = "QUEUECTL_WORKER_ID"
 
 
 def _is_queuectl_process(pid: int) -> bool:

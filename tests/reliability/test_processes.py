@@ -44,9 +44,7 @@ def test_timed_out_job_leaves_no_process_behind(q: Queuectl) -> None:
     assert q.finish(proc)[0] == 0
 
 
-def test_killed_workers_job_dies_with_it_and_never_runs_twice(
-    q: Queuectl, tmp_path: Path
-) -> None:
+def test_killed_workers_job_dies_with_it_and_never_runs_twice(q: Queuectl, tmp_path: Path) -> None:
     """The shell dies with its worker (parent-death signal); what it left in the background
     is killed by the rescue, before the next attempt can start."""
     q.config("lease-timeout", "2")
@@ -91,9 +89,7 @@ def test_killed_workers_job_dies_with_it_and_never_runs_twice(
 JOB_MIX = ["true", "echo out; echo err >&2", "sleep 0 & echo orphan", "exit 3"]
 
 
-def test_many_jobs_leave_no_zombies_no_fd_leak_and_flat_memory(
-    q: Queuectl, tmp_path: Path
-) -> None:
+def test_many_jobs_leave_no_zombies_no_fd_leak_and_flat_memory(q: Queuectl, tmp_path: Path) -> None:
     """2,000 jobs on one worker (5,000 take over half a minute per backend here), some
     leaving background processes to the worker and some failing."""
     total = 2000

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import Queuectl
 
@@ -127,3 +128,43 @@ def peek_job(q: Queuectl, job_id: str) -> tuple[str, int]:
             ).fetchone()
     assert row is not None, f"no job {job_id!r}"
     return str(row[0]), int(row[1])
+
+
+def processing_jobs(q: Queuectl) -> dict[str, str]:
+    """Jobs in `processing`, id -> locked_by, read without rescuing anything."""
+    query = "SELECT id, locked_by FROM {}jobs WHERE state = 'processing'"
+    if q.target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(q.target, autocommit=True) as server:
+            rows = server.execute(query.format("queuectl.")).fetchall()
+    else:
+        path = q.target.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as database:
+            rows = database.execute(query.format("")).fetchall()
+    return {str(job_id): str(locked_by) for job_id, locked_by in rows}
+
+
+def read_jobs(q: Queuectl) -> dict[str, dict[str, Any]]:
+    """Every job's state, attempts and history (attempt, worker_id, error), read in two
+    queries: thousands of `show` commands would take minutes."""
+    jobs_query = "SELECT id, state, attempts FROM {}jobs"
+    attempts_query = "SELECT job_id, attempt, worker_id, error FROM {}attempts ORDER BY seq"
+    if q.target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(q.target, autocommit=True) as server:
+            job_rows = server.execute(jobs_query.format("queuectl.")).fetchall()
+            attempt_rows = server.execute(attempts_query.format("queuectl.")).fetchall()
+    else:
+        path = q.target.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as database:
+            job_rows = database.execute(jobs_query.format("")).fetchall()
+            attempt_rows = database.execute(attempts_query.format("")).fetchall()
+    jobs: dict[str, dict[str, Any]] = {
+        job_id: {"state": state, "attempts": attempts, "history": []}
+        for job_id, state, attempts in job_rows
+    }
+    for job_id, attempt, worker_id, error in attempt_rows:
+        jobs[job_id]["history"].append({"attempt": attempt, "worker_id": worker_id, "error": error})
+    return jobs

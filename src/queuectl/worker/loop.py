@@ -142,7 +142,7 @@ class Worker:
 
     def _run_job(self, service: QueueService, job: Job, current: Settings) -> None:
         env = dict(os.environ, **(job.env or {}))
-        env.update(job_environment(job))
+        env.update(job_environment(job, self.id))
         run = ShellRun(
             job.command,
             timeout=job.timeout,
