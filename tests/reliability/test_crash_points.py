@@ -131,3 +131,44 @@ def test_job_that_kills_its_worker_ends_dead_while_others_flow(q: Queuectl) -> N
     q.signal_group(proc, signal.SIGTERM)
     code, _ = q.finish(proc)
     assert code == 1  # some of its workers died
+
+
+def test_paused_worker_loses_its_job_cleanly_to_a_rescue(q: Queuectl, tmp_path: Path) -> None:
+    """A worker frozen past its lease (SIGSTOP) is taken for dead: the rescue ends its run,
+    the next attempt runs once, and the thawed worker drops its stale result (fencing)."""
+    q.config("lease-timeout", "1")
+    q.config("backoff-max", "0")
+    ledger = tmp_path / "ledger"
+    job_id = q.enqueue(
+        command=f'echo "S $QUEUECTL_ATTEMPT $QUEUECTL_WORKER_ID" >> {ledger}; sleep 3;'
+        f' echo "E $QUEUECTL_ATTEMPT $QUEUECTL_WORKER_ID" >> {ledger}'
+    )
+    frozen = q.start_workers()
+    holder = q.wait_for_state(job_id, "processing")["locked_by"]
+    wait_until(lambda: ledger.exists(), message="the first run")
+    (frozen_pid,) = worker_pids(frozen)
+    os.kill(frozen_pid, signal.SIGSTOP)
+    try:
+        rescuer = q.start_workers()
+        job = q.wait_for_state(job_id, "completed", timeout=30)
+    finally:
+        os.kill(frozen_pid, signal.SIGCONT)
+    rescuer_id = job["history"][1]["worker_id"]
+    assert ledger.read_text().splitlines() == [
+        f"S 1 {holder}",
+        f"S 2 {rescuer_id}",
+        f"E 2 {rescuer_id}",
+    ]
+    assert [attempt["worker_id"] for attempt in job["history"]] == [holder, rescuer_id]
+    assert LOST in job["history"][0]["error"]
+    # Thawed, the first worker finds its claim gone: nothing of it is recorded, and it
+    # goes on serving (its next heartbeat marks it alive again).
+    wait_until(lambda: len(q.active_workers()) == 2, timeout=20, message="both workers alive")
+    again = q.job(job_id)
+    assert (again["state"], again["attempts"], again["output"]) == ("completed", 2, "")
+    assert len(again["history"]) == 2
+    follow_up = q.enqueue(command="echo later")
+    assert q.wait_for_state(follow_up, "completed")["output"] == "later\n"
+    for proc in (frozen, rescuer):
+        q.signal_group(proc, signal.SIGTERM)
+        assert q.finish(proc)[0] == 0
