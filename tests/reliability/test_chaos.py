@@ -66,15 +66,20 @@ def test_random_worker_kills_lose_nothing_and_run_nothing_twice(
     last_kill = time.monotonic()
 
     # Stuck: past lease + 2 s, nothing may still be held by a killed worker.
+    def stuck() -> dict[str, str]:
+        pids = read_workers_table(q)
+        held = processing_jobs(q).items()
+        return {job_id: holder for job_id, holder in held if pids.get(holder) in killed}
+
     stuck_deadline = last_kill + LEASE + 2.0
     wait_until(lambda: time.monotonic() >= stuck_deadline, timeout=LEASE + 3)
-    pids = read_workers_table(q)
-    stuck = {
-        job_id: holder
-        for job_id, holder in processing_jobs(q).items()
-        if pids.get(holder) in killed
-    }
-    assert stuck == {}, f"held by killed workers {LEASE + 2}s after the last kill"
+    left = stuck()
+    if left:  # how much later they were rescued, to tell slow from never
+        wait_until(lambda: not stuck(), timeout=30, message=f"rescue of {left}")
+    late = time.monotonic() - stuck_deadline
+    assert left == {}, f"held by killed workers {LEASE + 2}s after the last kill: {left}; " + (
+        f"rescued {late:.1f}s later"
+    )
 
     def all_finished() -> bool:
         counts = q.json("status")["jobs"]
