@@ -59,7 +59,7 @@ def test_worker_crash_point_reruns_only_unrecorded_runs(
 
     proc = q.start_workers()
     job = q.wait_for_state(job_id, "completed", timeout=30)
-    # Long enough for a wrongful rescue and rerun (lease 1 s, rescues every 0.5 s).
+    # Long enough for a wrongful rescue and rerun (lease 1 s, rescues every 0.25 s).
     time.sleep(2.5)
     job = q.job(job_id)
     assert runs(ledger) == expected_runs
