@@ -17,7 +17,7 @@ from tests.reliability.tools import assert_sqlite_intact, read_jobs
 
 pytestmark = pytest.mark.slow
 
-WAVES = 4
+WAVES = 3
 PER_WAVE = 10
 BATCH = 20  # jobs per `enqueue -` (every other process)
 
