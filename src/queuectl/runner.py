@@ -10,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from queuectl.core.models import RunResult
 
@@ -33,8 +33,12 @@ class ShellRun:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         reap_orphans: bool = False,
+        die_with_parent: bool = False,
     ) -> None:
         self.command = command
+        # The shell gets SIGKILL when the process (thread) that started it dies, so that a
+        # worker killed outright does not leave its job running unsupervised (Linux).
+        self.die_with_parent = die_with_parent
         # In a child subreaper (the worker), the job's orphaned background processes
         # become our children: reap them, or they linger as zombies.
         self.reap_orphans = reap_orphans
@@ -81,6 +85,7 @@ class ShellRun:
                 start_new_session=True,
                 env=self.env,
                 cwd=self.cwd,
+                preexec_fn=_die_with_parent_hook() if self.die_with_parent else None,
             )
         except OSError as exc:
             return RunResult(
@@ -200,6 +205,97 @@ def set_parent_death_signal(signum: int) -> bool:
         return bool(libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A function for the child between fork and exec: SIGKILL on the parent's death.
+
+    prctl is looked up here, in the parent, so the child only calls it. If the parent died
+    before the call took effect, the child is already an orphan: it exits at once.
+    """
+    prctl = _libc_prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    global _prctl
+    if _prctl is None:
+        try:
+            import ctypes
+
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            return None
+    return _prctl
+
+
+_prctl: Callable[..., int] | None = None
+
+
+def kill_processes_with_environment(
+    required: Mapping[str, str], *, wait: float = KILL_GRACE
+) -> list[int]:
+    """SIGKILL every process of this host whose environment holds all of `required`, and
+    wait (up to `wait` seconds) until they are gone; returns their pids.
+
+    Environments are inherited, so this finds a run's background processes too, even once
+    the process that started them is dead and they were handed to init. Processes of other
+    users cannot be read and are left alone; zombies have no environment and never match.
+    """
+    wanted = {f"{key}={value}".encode() for key, value in required.items()}
+    killed: list[int] = []
+    deadline = time.monotonic() + wait
+    while True:
+        found = [pid for pid in _pids_with_environment(wanted) if pid not in killed]
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed.extend(found)
+        # Scan again: a process may have forked between the scan and its kill.
+        if not found and not any(_pid_alive(pid) for pid in killed):
+            return killed
+        if time.monotonic() > deadline:
+            return killed
+        time.sleep(0.01)
+
+
+def _pids_with_environment(wanted: set[bytes]) -> list[int]:
+    me = os.getpid()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue
+        if wanted.issubset(environ.split(b"\0")):
+            found.append(int(name))
+    return found
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
 
 
 def _watch_exit(selector: selectors.BaseSelector, pid: int) -> int | None:

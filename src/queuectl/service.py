@@ -33,6 +33,7 @@ from queuectl.core.models import (
 )
 from queuectl.core.settings import Settings
 from queuectl.core.spec import check_queue, parse_job_json, parse_job_lines
+from queuectl.crashpoint import crash_point
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
@@ -313,15 +314,25 @@ class QueueService:
         """Fail the runs of workers whose heartbeat is older than lease-timeout (SPEC 2.2).
 
         Safe to run from any number of processes: the finish is guarded by the claim, so a
-        job is rescued once however many look at it.
+        job is rescued once however many look at it. Processes of the lost run still alive
+        on this host (found by the environment every run gets) are killed first.
         """
         current = current or self.settings()
         rescued = []
-        for job in self.store.find_stale_jobs(current.lease_timeout):
+        stale = self.store.find_stale_jobs(current.lease_timeout)
+        if stale:
+            # Here, not at the top: `enqueue` imports this module and must start fast.
+            from queuectl.runner import kill_processes_with_environment
+        for job in stale:
             outcome = lifecycle.after_lost_run(
                 job.attempts, job.max_retries, job.locked_by, current
             )
             record = AttemptRecord(exit_code=None, output=None, outcome=AttemptOutcome.LOST)
+            # What is left of the lost run on this host must not run on beside the next
+            # attempt: kill it before the job can be claimed again.
+            if job.locked_by:
+                kill_processes_with_environment(job_environment(job, job.locked_by))
+            crash_point("during-rescue")
             if self.store.finish_attempt(job, job.locked_by or "", outcome, record):
                 rescued.append(job)
         return rescued
@@ -405,6 +416,22 @@ class QueueService:
         if facts.files:
             checks.append(health.check_permissions(facts.files))
         return checks
+
+
+def job_environment(job: Job, worker_id: str) -> dict[str, str]:
+    """The variables that tell a run which job, attempt and worker it is; together they
+    also identify the run's processes (and those it started) once its worker is gone. The
+    worker id keeps apart jobs of the same id and attempt in two stores on one host."""
+    return {
+        JOB_ID_VARIABLE: job.id,
+        ATTEMPT_VARIABLE: str(job.attempts),
+        WORKER_ID_VARIABLE: worker_id,
+    }
+
+
+JOB_ID_VARIABLE = "QUEUECTL_JOB_ID"
+ATTEMPT_VARIABLE = "QUEUECTL_ATTEMPT"
+WORKER_ID_VARIABLE = "QUEUECTL_WORKER_ID"
 
 
 def _is_queuectl_process(pid: int) -> bool:

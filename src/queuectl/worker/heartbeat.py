@@ -28,6 +28,9 @@ RETENTION_BATCH = 500  # jobs one retention step may delete
 RETRY_AFTER_ERROR = 3.0  # seconds; the store could not be reached
 MAX_TICK = 0.5  # seconds; how soon a shortened lease-timeout is noticed
 SCHEDULE_INTERVAL = 1.0  # seconds between looks for due schedule firings
+# Of lease-timeout, between two looks for stale jobs: a dead worker's job is rescued at most
+# lease-timeout * (1 + RESCUE_FRACTION) after its last heartbeat (one cheap query a look).
+RESCUE_FRACTION = 0.25
 
 
 class Heartbeat(threading.Thread):
@@ -96,7 +99,7 @@ class Heartbeat(threading.Thread):
                 self._next["output"] = now + OUTPUT_SAVE_INTERVAL
             if now >= self._next["rescue"]:
                 self._rescue(current)
-                self._next["rescue"] = now + current.lease_timeout / 2
+                self._next["rescue"] = now + current.lease_timeout * RESCUE_FRACTION
             if now >= self._next["retention"]:
                 self.service.prune_by_retention(current, RETENTION_BATCH)
                 self._next["retention"] = now + retention_interval()

@@ -17,8 +17,9 @@ from queuectl.core.errors import QueuectlError, StoreUnavailable
 from queuectl.core.ids import new_worker_id
 from queuectl.core.models import Job
 from queuectl.core.settings import Settings
+from queuectl.crashpoint import crash_point
 from queuectl.runner import ShellRun, become_subreaper
-from queuectl.service import QueueService
+from queuectl.service import QueueService, job_environment
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord
 from queuectl.worker.heartbeat import Heartbeat, fire_schedules
@@ -118,6 +119,7 @@ class Worker:
                 current = self._fresh_settings(service)
                 job = store.claim_job(self.id, self.queues)
                 if job is not None:
+                    crash_point("after-claim")
                     self._run_job(service, job, current)
                     continue
                 if self.burst:
@@ -143,7 +145,7 @@ class Worker:
 
     def _run_job(self, service: QueueService, job: Job, current: Settings) -> None:
         env = dict(os.environ, **(job.env or {}))
-        env.update(QUEUECTL_JOB_ID=job.id, QUEUECTL_ATTEMPT=str(job.attempts))
+        env.update(job_environment(job, self.id))
         run = ShellRun(
             job.command,
             timeout=job.timeout,
@@ -151,6 +153,7 @@ class Worker:
             env=env,
             cwd=job.cwd,
             reap_orphans=True,
+            die_with_parent=True,
         )
         self._current = (job, run)
         log.info("%s: job %s attempt %d: %s", self.id, job.id, job.attempts, job.command)
@@ -168,7 +171,10 @@ class Worker:
             outcome = lifecycle.Outcome(outcome.state, outcome.retry_delay, run.kill_reason)
         kind, signal_name = lifecycle.classify(result, killed=killed)
         record = AttemptRecord(result.exit_code, result.output, kind, signal_name)
-        if not self._finish(service, job, outcome, record):
+        crash_point("before-record")
+        recorded = self._finish(service, job, outcome, record)
+        crash_point("after-record")
+        if not recorded:
             log.warning(
                 "%s: job %s was cancelled or taken from this worker; result dropped",
                 self.id,
