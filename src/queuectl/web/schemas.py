@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from queuectl.core.ids import VALID_JOB_ID
+from queuectl.core.ids import JOB_ID_PATTERN
 from queuectl.core.models import JobState
-from queuectl.core.spec import INT32_MAX, INT32_MIN, MAX_RETRIES_LIMIT, VALID_QUEUE
+from queuectl.core.spec import INT32_MAX, INT32_MIN, MAX_RETRIES_LIMIT, QUEUE_PATTERN
 
 Timestamp = str  # RFC 3339 in UTC with milliseconds and a trailing Z
 
@@ -131,8 +131,8 @@ ENQUEUE_BODY: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {
                     "command": {"type": "string", "minLength": 1},
-                    "id": {"type": "string", "pattern": f"^{VALID_JOB_ID.pattern}$"},
-                    "queue": {"type": "string", "pattern": f"^{VALID_QUEUE.pattern}$"},
+                    "id": {"type": "string", "pattern": f"^{JOB_ID_PATTERN}$"},
+                    "queue": {"type": "string", "pattern": f"^{QUEUE_PATTERN}$"},
                     "priority": {"type": "integer", "minimum": INT32_MIN, "maximum": INT32_MAX},
                     "max_retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES_LIMIT},
                     "timeout": {"type": "number", "exclusiveMinimum": 0},
