@@ -334,13 +334,18 @@ class PostgresStore:
         )
         return [attempt_from_row(row, _utc) for row in rows]
 
-    def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
+    def _claim_statement(
+        self, worker_id: str, queues: Sequence[str] | None
+    ) -> tuple[str, dict[str, Any]]:
         params: dict[str, Any] = {"worker": worker_id}
         queue_clause = ""
         if queues:
             queue_clause = "AND queue = ANY(%(queues)s)"
             params["queues"] = list(queues)
-        sql = CLAIM_SQL.format(queues=queue_clause)
+        return CLAIM_SQL.format(queues=queue_clause), params
+
+    def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
+        sql, params = self._claim_statement(worker_id, queues)
         limited = [name for name in self._limited_queues() if not queues or name in queues]
         if not limited:
             rows = self._read(sql, params)  # the common case: one statement, one round trip
@@ -369,25 +374,40 @@ class PostgresStore:
     def finish_attempt(
         self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
     ) -> bool:
-        rows = self._read(
-            FINISH_SQL,
-            {
-                "state": outcome.state.value,
-                "delay": outcome.retry_delay,
-                "exit_code": record.exit_code,
-                "error": _without_nul(outcome.last_error),
-                "output": _without_nul(record.output),
-                "job": job.id,
-                "worker": worker_id,
-                "attempt": job.attempts,
-            },
-        )
+        rows = self._read(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
         if not rows:
             return False
         if outcome.state is JobState.FAILED:
             # A hint, sent after the commit: idle workers re-read when the retry is due.
             self._execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return True
+
+    def finish_and_claim(
+        self,
+        job: Job,
+        worker_id: str,
+        outcome: Outcome,
+        record: AttemptRecord,
+        queues: Sequence[str] | None,
+    ) -> tuple[bool, Job | None]:
+        """The finish and the next claim sent together (pipeline mode): one round trip
+        per job instead of two. Queue limits need the claim's own transaction."""
+        if outcome.state is JobState.FAILED or any(
+            not queues or name in queues for name in self._limited_queues()
+        ):
+            finished = self.finish_attempt(job, worker_id, outcome, record)
+            return finished, self.claim_job(worker_id, queues)
+        sql, params = self._claim_statement(worker_id, queues)
+        conn = self._connection()
+        try:
+            with conn.pipeline():
+                finish = conn.execute(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
+                claim = conn.execute(sql, params)
+            finished = bool(finish.fetchall())
+            rows = claim.fetchall()
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        return finished, _job(rows[0]) if rows else None
 
     def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
         # The cutoff is the server's now(): hosts with skewed clocks still agree.
@@ -744,6 +764,21 @@ def _one(cursor: Cursor) -> tuple[Any, ...]:
     row = cursor.fetchone()
     assert row is not None
     return row
+
+
+def _finish_params(
+    job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
+) -> dict[str, Any]:
+    return {
+        "state": outcome.state.value,
+        "delay": outcome.retry_delay,
+        "exit_code": record.exit_code,
+        "error": _without_nul(outcome.last_error),
+        "output": _without_nul(record.output),
+        "job": job.id,
+        "worker": worker_id,
+        "attempt": job.attempts,
+    }
 
 
 def _without_nul(text: str | None) -> str | None:

@@ -55,6 +55,7 @@ class SqliteStore:
         self.path = path
         self.clock = clock or SystemClock()
         self._data_version: int | None = None
+        self._write_depth = 0  # > 0 inside a _write(): nested ones join it
         try:
             _prepare_file(path)
             self.conn = sqlite3.connect(
@@ -76,12 +77,19 @@ class SqliteStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taking the write lock up front (BEGIN IMMEDIATE), so a
         read-then-write never fails half-way with `database is locked`."""
+        if self._write_depth:  # inside finish_and_claim: part of the outer transaction
+            yield self.conn
+            return
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"store {self.path}: {exc}") from exc
         try:
-            yield self.conn
+            self._write_depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._write_depth -= 1
             self.conn.execute("COMMIT")
         except BaseException as exc:
             if self.conn.in_transaction:
@@ -301,6 +309,20 @@ class SqliteStore:
                 (worker_id, job.id),
             )
         return True
+
+    def finish_and_claim(
+        self,
+        job: Job,
+        worker_id: str,
+        outcome: Outcome,
+        record: AttemptRecord,
+        queues: Sequence[str] | None,
+    ) -> tuple[bool, Job | None]:
+        """finish_attempt, then claim_job, in one write transaction: a busy worker takes
+        the write lock and commits once per job instead of twice."""
+        with self._write():
+            finished = self.finish_attempt(job, worker_id, outcome, record)
+            return finished, self.claim_job(worker_id, queues)
 
     def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
         cutoff = self._now() - lease_timeout

@@ -116,7 +116,10 @@ class Worker:
             try:
                 job = store.claim_job(self.id, self.queues)
                 if job is not None:
-                    self._run_job(service, job, current)
+                    # While busy, each finish claims the next job in the same transaction.
+                    while job is not None:
+                        job = self._run_job(service, job, current)
+                        current = self._fresh_settings(service)
                     continue
                 if self.burst:
                     return
@@ -138,7 +141,8 @@ class Worker:
             if service.store.wait_for_jobs(min(left, IDLE_SLICE)):
                 return
 
-    def _run_job(self, service: QueueService, job: Job, current: Settings) -> None:
+    def _run_job(self, service: QueueService, job: Job, current: Settings) -> Job | None:
+        """Run and record one job; the next job, when recording it could claim one."""
         env = dict(os.environ, **(job.env or {}))
         env.update(QUEUECTL_JOB_ID=job.id, QUEUECTL_ATTEMPT=str(job.attempts))
         run = ShellRun(
@@ -161,13 +165,14 @@ class Worker:
         if run.kill_reason is not None and outcome.last_error is not None:
             outcome = lifecycle.Outcome(outcome.state, outcome.retry_delay, run.kill_reason)
         record = AttemptRecord(exit_code=result.exit_code, output=result.output)
-        if not self._finish(service, job, outcome, record):
+        finished, next_job = self._finish_and_claim(service, job, outcome, record)
+        if not finished:
             log.warning(
                 "%s: job %s was cancelled or taken from this worker; result dropped",
                 self.id,
                 job.id,
             )
-            return
+            return next_job
         log.info(
             "%s: job %s %s%s (%.2fs)",
             self.id,
@@ -176,6 +181,19 @@ class Worker:
             f": {outcome.last_error}" if outcome.last_error else "",
             result.duration,
         )
+        return next_job
+
+    def _finish_and_claim(
+        self, service: QueueService, job: Job, outcome: lifecycle.Outcome, record: AttemptRecord
+    ) -> tuple[bool, Job | None]:
+        """Record the attempt and, unless stopping, claim the next job with it. When the
+        store fails, fall back to _finish alone, which waits for the store."""
+        if not self.stopping.is_set():
+            try:
+                return service.store.finish_and_claim(job, self.id, outcome, record, self.queues)
+            except StoreUnavailable as exc:
+                log.warning("%s: cannot record job %s yet: %s", self.id, job.id, exc.message)
+        return self._finish(service, job, outcome, record), None
 
     def _finish(
         self, service: QueueService, job: Job, outcome: lifecycle.Outcome, record: AttemptRecord
