@@ -23,6 +23,7 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
+from queuectl.store.filewatch import FileWatch, open_file_watch
 from queuectl.store.rows import attempt_from_row, job_from_row, queue_infos, state_counts
 
 SCHEMA_VERSION = 2  # the number of the newest file in migrations/sqlite
@@ -30,6 +31,9 @@ DELETE_BATCH = 500  # jobs deleted per write transaction
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before giving up
 CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle worker
+WATCHED_CHECK_INTERVAL = 0.1  # seconds between them when the WAL's writes wake it too
+SETTLE_TIME = 0.05  # seconds of quick checks after a write to the WAL, for its commit
+SETTLE_CHECK_INTERVAL = 0.001  # seconds between those quick checks
 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
@@ -56,6 +60,8 @@ class SqliteStore:
         self.clock = clock or SystemClock()
         self._data_version: int | None = None
         self._write_depth = 0  # > 0 inside a _write(): nested ones join it
+        self._watch: FileWatch | None = None
+        self._wal_watch_tried = False
         try:
             _prepare_file(path)
             self.conn = sqlite3.connect(
@@ -149,6 +155,8 @@ class SqliteStore:
 
     def close(self) -> None:
         self.conn.close()
+        if self._watch is not None:
+            self._watch.close()
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -504,11 +512,14 @@ class SqliteStore:
         return max(0.0, float(rows[0][0]) - self._now())
 
     def wait_for_jobs(self, timeout: float) -> bool:
-        """Poll `PRAGMA data_version`, which moves when another connection commits:
-        a read of shared memory, so checking often keeps pickup fast and idle cheap."""
+        """Check `PRAGMA data_version`, which moves when another connection commits, each
+        time the write-ahead log is written to (inotify); where that cannot be watched,
+        poll it: a read of shared memory, so checking often keeps pickup fast."""
         deadline = time.monotonic() + timeout
+        watch = self._wal_watch()  # before the first check: no commit falls in between
         if self._data_version is None:
             self._data_version = self._current_data_version()
+        settle_until = 0.0
         while True:
             version = self._current_data_version()
             if version != self._data_version:
@@ -517,7 +528,23 @@ class SqliteStore:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(CHANGE_CHECK_INTERVAL, left))
+            if watch is None:
+                time.sleep(min(CHANGE_CHECK_INTERVAL, left))
+            elif time.monotonic() < settle_until:
+                # The log was written to, but a commit is published last, in the -shm index,
+                # which sends no event: look again shortly until it shows.
+                time.sleep(min(SETTLE_CHECK_INTERVAL, left))
+            elif watch.wait(min(WATCHED_CHECK_INTERVAL, left)):
+                settle_until = time.monotonic() + SETTLE_TIME
+
+    def _wal_watch(self) -> FileWatch | None:
+        """A watch on the -wal file, opened on the first wait (only idle workers wait)."""
+        if not self._wal_watch_tried:
+            self._wal_watch_tried = True
+            wal = f"{self.path}-wal"
+            if os.path.exists(wal):
+                self._watch = open_file_watch(wal)
+        return self._watch
 
     def _current_data_version(self) -> int:
         return int(self._read("PRAGMA data_version")[0][0])
