@@ -254,23 +254,23 @@ class PostgresStore:
             [json.dumps(job.env) if job.env is not None else None for job in jobs],
         )
         try:
-            with self._transaction() as cursor:
-                # One statement for the whole batch: arrays unnested server-side, in order.
-                cursor.execute(
-                    "INSERT INTO jobs (id, command, state, queue, priority, max_retries,"
-                    " timeout, created_at, updated_at, scheduled_at, run_at, cwd, env)"
-                    " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
-                    " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env"
-                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
-                    " %s::float8[], %s::timestamptz[], %s::text[], %s::text[]) WITH ORDINALITY"
-                    " AS new (id, command,"
-                    " queue, priority, max_retries, timeout, scheduled_at, cwd, env, position)"
-                    f" ORDER BY position RETURNING {JOB_COLUMNS}",
-                    columns,
-                )
-                inserted = {row[0]: _job(row) for row in cursor.fetchall()}
-                # Delivered at commit, to every idle worker: no one waits for a poll.
-                cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+            # One statement for the whole batch, so one round trip and its own transaction
+            # (autocommit): arrays unnested server-side, in order, and the wake-up of idle
+            # workers, which PostgreSQL delivers at commit, so no one waits for a poll.
+            rows = self._read(
+                "WITH new_jobs AS (INSERT INTO jobs (id, command, state, queue, priority,"
+                " max_retries, timeout, created_at, updated_at, scheduled_at, run_at, cwd, env)"
+                " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
+                " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
+                " %s::float8[], %s::timestamptz[], %s::text[], %s::text[]) WITH ORDINALITY"
+                " AS new (id, command,"
+                " queue, priority, max_retries, timeout, scheduled_at, cwd, env, position)"
+                f" ORDER BY position RETURNING {JOB_COLUMNS})"
+                f" SELECT {JOB_COLUMNS} FROM new_jobs, (SELECT pg_notify(%s, '')) AS wake",
+                (*columns, CHANNEL),
+            )
+            inserted = {row[0]: _job(row) for row in rows}
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
                 raise self._duplicate([job.id for job in jobs]) from exc.__cause__
