@@ -35,7 +35,6 @@ WRITTEN_FIELDS = frozenset(
 )
 BIG_BATCH = 1000  # rows; a batch larger than this gets a bigger page cache
 BIG_BATCH_CACHE_KB = 65536  # KiB of page cache for a big batch
-DEFAULT_KEYS = ("max-retries", "job-timeout")  # config keys new jobs take defaults from
 INSERT = (
     "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
     " created_at, updated_at, scheduled_at, run_at, cwd, env)"
@@ -44,7 +43,7 @@ INSERT = (
 
 
 class _Defaults:
-    """JobDefaults when the config table sets none of DEFAULT_KEYS: Settings' own."""
+    """JobDefaults of a store with nothing configured: Settings' own defaults."""
 
     def __init__(self, max_retries: int, job_timeout: float) -> None:
         self.max_retries = max_retries
@@ -143,13 +142,12 @@ def _latest_schema() -> int:
 
 
 def _defaults(conn: sqlite3.Connection) -> JobDefaults:
-    marks = ",".join("?" * len(DEFAULT_KEYS))
-    stored = conn.execute(
-        f"SELECT key, value FROM config WHERE key IN ({marks})", DEFAULT_KEYS
-    ).fetchall()
-    from queuectl.core.defaults import DEFAULT_JOB_TIMEOUT, DEFAULT_MAX_RETRIES
-
+    """The defaults of new jobs: Settings' own while nothing is configured, else whatever
+    Settings makes of the config table (any key may shape a new job, now or later)."""
+    stored = conn.execute("SELECT key, value FROM config").fetchall()
     if not stored:
+        from queuectl.core.defaults import DEFAULT_JOB_TIMEOUT, DEFAULT_MAX_RETRIES
+
         return _Defaults(DEFAULT_MAX_RETRIES, DEFAULT_JOB_TIMEOUT)
     from queuectl.core.settings import Settings  # a configured store: the full parsers
 
