@@ -32,8 +32,8 @@ CANCELLED_WHILE_RUNNING = "cancelled while running"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before giving up
 CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle worker
 WATCHED_CHECK_INTERVAL = 0.1  # seconds between them when the WAL's writes wake it too
-SETTLE_TIME = 0.05  # seconds of quick checks after a write to the WAL, for its commit
-SETTLE_CHECK_INTERVAL = 0.001  # seconds between those quick checks
+SETTLE_TIME = 1.0  # seconds of quick checks after a write to the WAL (an fsync may be slow)
+SETTLE_CHECK_INTERVAL = 0.002  # seconds between those quick checks, until a commit shows
 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
@@ -62,6 +62,7 @@ class SqliteStore:
         self._write_depth = 0  # > 0 inside a _write(): nested ones join it
         self._watch: FileWatch | None = None
         self._wal_watch_tried = False
+        self._settle_until = 0.0  # until then, a write to the WAL may be a commit on its way
         try:
             _prepare_file(path)
             self.conn = sqlite3.connect(
@@ -519,23 +520,23 @@ class SqliteStore:
         watch = self._wal_watch()  # before the first check: no commit falls in between
         if self._data_version is None:
             self._data_version = self._current_data_version()
-        settle_until = 0.0
         while True:
             version = self._current_data_version()
             if version != self._data_version:
                 self._data_version = version
+                self._settle_until = 0.0  # the commit showed: back to sleeping on the watch
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             if watch is None:
                 time.sleep(min(CHANGE_CHECK_INTERVAL, left))
-            elif time.monotonic() < settle_until:
-                # The log was written to, but a commit is published last, in the -shm index,
-                # which sends no event: look again shortly until it shows.
+            elif time.monotonic() < self._settle_until:
+                # The log was written to, but a commit shows only after its fsync, in the
+                # -shm index, which sends no event: look again shortly until it does.
                 time.sleep(min(SETTLE_CHECK_INTERVAL, left))
             elif watch.wait(min(WATCHED_CHECK_INTERVAL, left)):
-                settle_until = time.monotonic() + SETTLE_TIME
+                self._settle_until = time.monotonic() + SETTLE_TIME
 
     def _wal_watch(self) -> FileWatch | None:
         """A watch on the -wal file, opened on the first wait (only idle workers wait)."""
