@@ -3,12 +3,15 @@ that turns a QueuectlError into `error: ...` and an exit status."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
 
 from queuectl.core.errors import QueuectlError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (enqueue start-up)
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,9 +19,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fast = _plain_enqueue(words)
         if fast is not None:
-            from queuectl.cli.commands.enqueue import run
+            from queuectl.cli.plain_enqueue import run_plain
 
-            return _call(run, fast)
+            return run_plain(*fast)
         return _call_parsed(words)
     except QueuectlError as exc:
         # One line, always (SPEC 4), even when a driver's message spans several.
@@ -56,7 +59,7 @@ def _call(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace
     return int(handler(args))
 
 
-def _plain_enqueue(words: list[str]) -> argparse.Namespace | None:
+def _plain_enqueue(words: list[str]) -> tuple[str | None, str, bool] | None:
     """`[--db T] enqueue JSON|- [--json]`, recognised without building the whole parser:
     `enqueue` runs once per job from shell loops, so its start-up is what users feel.
     Anything else (help, a typo, other options) goes through argparse as usual."""
@@ -72,4 +75,4 @@ def _plain_enqueue(words: list[str]) -> argparse.Namespace | None:
     rest = [word for word in rest if word != "--json"]
     if len(rest) != 1 or (rest[0].startswith("-") and rest[0] != "-"):
         return None
-    return argparse.Namespace(db=db, job=rest[0], json=as_json)
+    return db, rest[0], as_json

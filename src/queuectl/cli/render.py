@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,6 +29,8 @@ def console() -> Console:
     from rich.console import Console
 
     if sys.stdout.isatty():
+        import shutil  # only here: it loads bz2 and lzma, a cost every `show` would pay
+
         return Console(width=shutil.get_terminal_size().columns)
     return Console(width=10_000, no_color=True, highlight=False)
 

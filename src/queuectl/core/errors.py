@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (enqueue start-up)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class QueuectlError(Exception):

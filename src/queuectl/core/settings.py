@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from queuectl.core.defaults import DEFAULT_JOB_TIMEOUT, DEFAULT_MAX_RETRIES
 from queuectl.core.durations import format_seconds, parse_seconds
 from queuectl.core.errors import InvalidConfig
 
@@ -19,10 +20,10 @@ MAX_OUTPUT_LIMIT = 256 * 1024 * 1024  # bytes; SQLite refuses strings over about
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    max_retries: int = 3
+    max_retries: int = DEFAULT_MAX_RETRIES
     backoff_base: float = 2.0
     backoff_max: float = 3600.0  # seconds
-    job_timeout: float = 300.0  # seconds
+    job_timeout: float = DEFAULT_JOB_TIMEOUT  # seconds
     lease_timeout: float = 30.0  # seconds
     poll_interval: float = 1.0  # seconds
     output_limit: int = 65536  # bytes

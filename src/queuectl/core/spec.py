@@ -1,19 +1,34 @@
-"""User input to NewJob: enqueue JSON, `add` options, durations and times."""
+"""User input to NewJob: enqueue JSON, `add` options, durations and times.
+
+Cheap to import on purpose (no json, re, datetime, dataclasses): `enqueue` validates with
+these rules before anything heavier is loaded; the rest is imported where it is needed.
+"""
 
 from __future__ import annotations
 
-import json
 import math
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from queuectl.core.durations import parse_seconds
 from queuectl.core.errors import InvalidJobSpec, UsageError
 from queuectl.core.ids import is_valid_job_id, new_job_id
-from queuectl.core.models import NewJob
-from queuectl.core.settings import Settings
+from queuectl.core.jsonscan import loads
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (enqueue start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from datetime import datetime
+    from typing import Any, Protocol
+
+    from queuectl.core.models import NewJob
+    from queuectl.core.settings import Settings
+
+    class JobDefaults(Protocol):
+        """What validation needs from Settings: the defaults of new jobs."""
+
+        @property
+        def max_retries(self) -> int: ...
+        @property
+        def job_timeout(self) -> float: ...
+
 
 ALLOWED_KEYS = (
     "id",
@@ -30,8 +45,11 @@ ALLOWED_KEYS = (
     "dedupe_key",
     "depends_on",
 )
-VALID_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-VALID_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+ENV_NAME_FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+ENV_NAME_CHARACTERS = ENV_NAME_FIRST + "0123456789"
+QUEUE_PATTERN = r"[A-Za-z0-9_.-]{1,128}"  # for schemas; check_queue checks the same
+QUEUE_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+MAX_QUEUE_LENGTH = 128
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_RETRIES_LIMIT = 1000
 MAX_EXIT_CODE = 255
@@ -40,20 +58,9 @@ MAX_DEDUPE_KEY_LENGTH = 256  # characters
 
 def parse_job_json(text: str, settings: Settings, line: int | None = None) -> NewJob:
     """One enqueue JSON object to a NewJob, or InvalidJobSpec saying what is wrong."""
-    try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidJobSpec(f"invalid JSON: {exc.msg} at column {exc.colno}", line) from None
-    except ValueError as exc:
-        raise InvalidJobSpec(f"invalid JSON: {exc}", line) from None
-    except RecursionError:  # arrays or objects nested thousands deep
-        raise InvalidJobSpec("invalid JSON: nested too deeply", line) from None
-    if not isinstance(data, dict):
-        raise InvalidJobSpec(f"expected a JSON object, got {_json_type(data)}", line)
-    try:
-        return job_from_fields(data, settings)
-    except InvalidJobSpec as exc:
-        raise InvalidJobSpec(exc.message, line) from None
+    from queuectl.core.models import NewJob
+
+    return NewJob(**parse_job_fields(text, settings, line))
 
 
 def parse_job_lines(
@@ -62,29 +69,76 @@ def parse_job_lines(
     """JSON lines (blank ones skipped) to (line number, NewJob) pairs, validating all before
     any is used; numbers count physical lines from 1. A dedupe key given twice is refused
     unless `skip_duplicate_keys` (`--if-exists skip`: the first line's job stands)."""
-    jobs: list[tuple[int, NewJob]] = []
+    from queuectl.core.models import NewJob
+
+    numbered = parse_field_lines(lines, settings, skip_duplicate_keys=skip_duplicate_keys)
+    return [(number, NewJob(**fields)) for number, fields in numbered]
+
+
+def decode_job_object(text: str, line: int | None = None) -> dict[str, Any]:
+    """The JSON object of one enqueue line, before its fields are checked."""
+    try:
+        data = loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except ValueError as exc:
+        from json import JSONDecodeError  # loaded by now: the scanner raises it from there
+
+        if isinstance(exc, JSONDecodeError):
+            raise InvalidJobSpec(f"invalid JSON: {exc.msg} at column {exc.colno}", line) from None
+        raise InvalidJobSpec(f"invalid JSON: {exc}", line) from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise InvalidJobSpec("invalid JSON: nested too deeply", line) from None
+    if not isinstance(data, dict):
+        raise InvalidJobSpec(f"expected a JSON object, got {_json_type(data)}", line)
+    return data
+
+
+def parse_job_fields(text: str, settings: JobDefaults, line: int | None = None) -> dict[str, Any]:
+    """One enqueue JSON object to NewJob's keyword arguments (see job_fields)."""
+    data = decode_job_object(text, line)
+    try:
+        return job_fields(data, settings)
+    except InvalidJobSpec as exc:
+        raise InvalidJobSpec(exc.message, line) from None
+
+
+def parse_field_lines(
+    lines: Iterable[str], settings: JobDefaults, *, skip_duplicate_keys: bool = False
+) -> list[tuple[int, dict[str, Any]]]:
+    """JSON lines to (line number, NewJob keyword arguments), all validated: ids unique,
+    dedupe keys unique (unless `skip_duplicate_keys`), no dependency cycle."""
+    jobs: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
     keys: dict[str, int] = {}
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        job = parse_job_json(raw, settings, line=number)
-        if job.id in seen:
-            raise InvalidJobSpec(f"duplicate id {job.id!r} (also on line {seen[job.id]})", number)
-        seen[job.id] = number
-        if job.dedupe_key is not None:
-            if job.dedupe_key in keys and not skip_duplicate_keys:
-                first = keys[job.dedupe_key]
+        fields = parse_job_fields(raw, settings, line=number)
+        job_id = fields["id"]
+        if job_id in seen:
+            raise InvalidJobSpec(f"duplicate id {job_id!r} (also on line {seen[job_id]})", number)
+        seen[job_id] = number
+        key = fields["dedupe_key"]
+        if key is not None:
+            if key in keys and not skip_duplicate_keys:
                 raise InvalidJobSpec(
-                    f"duplicate dedupe key {job.dedupe_key!r} (also on line {first})", number
+                    f"duplicate dedupe key {key!r} (also on line {keys[key]})", number
                 )
-            keys.setdefault(job.dedupe_key, number)
-        jobs.append((number, job))
+            keys.setdefault(key, number)
+        jobs.append((number, fields))
     check_batch_dependencies(jobs)
     return jobs
 
 
 def job_from_fields(data: dict[str, Any], settings: Settings) -> NewJob:
+    from queuectl.core.models import NewJob
+
+    return NewJob(**job_fields(data, settings))
+
+
+def job_fields(data: dict[str, Any], settings: JobDefaults) -> dict[str, Any]:
+    """A decoded enqueue object to NewJob's keyword arguments: every SPEC 2.1 rule, with
+    the defaults of `settings`. A plain dict, so that `enqueue` can insert it without
+    loading the models."""
     unknown = [key for key in data if key not in ALLOWED_KEYS]
     if unknown:
         allowed = ", ".join(ALLOWED_KEYS)
@@ -93,7 +147,7 @@ def job_from_fields(data: dict[str, Any], settings: Settings) -> NewJob:
         raise InvalidJobSpec("missing required key 'command'")
     job_id = data.get("id")
     job_id = new_job_id() if job_id is None else check_job_id(_typed(data, "id", str))
-    return NewJob(
+    return dict(
         id=job_id,
         command=check_command(_typed(data, "command", str)),
         queue=check_queue(_typed(data, "queue", str)) if "queue" in data else "default",
@@ -216,7 +270,7 @@ def check_env(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
         raise InvalidJobSpec(f"env must be an object of strings, got {_json_type(value)}")
     for name, text in value.items():
-        if not VALID_ENV_NAME.fullmatch(name):
+        if not name or name[0] not in ENV_NAME_FIRST or name.strip(ENV_NAME_CHARACTERS):
             raise InvalidJobSpec(f"env: invalid variable name {name!r}")
         if not isinstance(text, str):
             raise InvalidJobSpec(f"env: {name} must be a string, got {_json_type(text)}")
@@ -249,13 +303,14 @@ def split_after(values: Iterable[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def check_batch_dependencies(jobs: Sequence[tuple[int, NewJob]]) -> None:
-    """Refuse a dependency cycle among the jobs of one batch (jobs already stored cannot
-    be part of one: a dependency must exist when its dependent is added)."""
-    by_id = {job.id: job for _, job in jobs}
+def check_batch_dependencies(jobs: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Refuse a dependency cycle among the jobs (as NewJob keyword arguments) of one batch
+    (jobs already stored cannot be part of one: a dependency must exist when its dependent
+    is added)."""
+    by_id = {fields["id"]: tuple(fields["depends_on"]) for _, fields in jobs}
     done: set[str] = set()
-    for number, job in jobs:
-        cycle = _cycle_from(job.id, by_id, done)
+    for number, fields in jobs:
+        cycle = _cycle_from(fields["id"], by_id, done)
         if cycle is not None:
             shown = (
                 cycle if len(cycle) <= 8 else [*cycle[:4], f"({len(cycle) - 6} more)", *cycle[-2:]]
@@ -263,14 +318,14 @@ def check_batch_dependencies(jobs: Sequence[tuple[int, NewJob]]) -> None:
             raise InvalidJobSpec(f"dependency cycle: {' -> '.join(shown)}", number)
 
 
-def _cycle_from(start: str, by_id: dict[str, NewJob], done: set[str]) -> list[str] | None:
+def _cycle_from(start: str, by_id: dict[str, tuple[str, ...]], done: set[str]) -> list[str] | None:
     """Depth-first walk along depends_on within the batch (iterative: a chain may be long
     enough to break Python's recursion limit); the cycle found, if any."""
     if start in done:
         return None
     path: list[str] = [start]
     on_path = {start}
-    pending: list[list[str]] = [list(by_id[start].depends_on)]
+    pending: list[list[str]] = [list(by_id[start])]
     while path:
         if not pending[-1]:
             finished = path.pop()
@@ -285,12 +340,12 @@ def _cycle_from(start: str, by_id: dict[str, NewJob], done: set[str]) -> list[st
             continue
         path.append(step)
         on_path.add(step)
-        pending.append(list(by_id[step].depends_on))
+        pending.append(list(by_id[step]))
     return None
 
 
 def check_queue(value: str) -> str:
-    if not VALID_QUEUE.fullmatch(value):
+    if not 0 < len(value) <= MAX_QUEUE_LENGTH or value.strip(QUEUE_CHARACTERS):
         raise InvalidJobSpec(f"invalid queue {value!r}: use 1-128 letters, digits, '-', '_' or '.'")
     return value
 
@@ -317,6 +372,8 @@ def check_timeout(value: float) -> float:
 
 def parse_time(text: str) -> datetime:
     """ISO 8601 to an aware UTC datetime; without an offset it is this machine's local time."""
+    from datetime import UTC, datetime
+
     cleaned = text.strip()
     try:
         value = datetime.fromisoformat(cleaned)
@@ -334,6 +391,8 @@ def parse_time(text: str) -> datetime:
 
 def parse_duration(text: str) -> float:
     """'30s', '15m', '2h', '7d', '1w', '250ms' or bare seconds to float seconds."""
+    from queuectl.core.durations import parse_seconds
+
     seconds = parse_seconds(text)
     if seconds is None:
         raise UsageError(f"invalid duration {text!r}: expected e.g. 30s, 15m, 2h, 7d")
@@ -341,6 +400,8 @@ def parse_duration(text: str) -> float:
 
 
 def delay_to_time(seconds: float, now: datetime) -> datetime:
+    from datetime import timedelta
+
     try:
         return now + timedelta(seconds=seconds)
     except OverflowError:  # past year 9999
@@ -401,11 +462,13 @@ def _json_type(value: object) -> str:
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):  # rare: only then look for the key, in Python
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from queuectl.core.errors import UsageError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (enqueue start-up)
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from queuectl.core.clock import Clock
     from queuectl.store.base import Store
 
@@ -34,8 +36,15 @@ def is_postgres(target: str) -> bool:
 
 
 def sqlite_path(target: str) -> Path:
+    from pathlib import Path
+
+    return Path(sqlite_file(target))
+
+
+def sqlite_file(target: str) -> str:
+    """The file name of a SQLite target (as a str: pathlib is slow to import)."""
     if target.startswith("sqlite:///"):
-        return Path(target.removeprefix("sqlite://"))
+        return target.removeprefix("sqlite://")
     if target.startswith("sqlite:"):
         raise UsageError(f"invalid store {target!r}: use sqlite:///absolute/path.db")
     if "://" in target:
@@ -43,7 +52,19 @@ def sqlite_path(target: str) -> Path:
             f"unknown store {target!r}: use a file path, sqlite:///path.db "
             "or postgresql://user@host:port/dbname"
         )
-    return Path(target).expanduser()
+    return os.path.expanduser(target)
+
+
+def quick_enqueue(target: str | None, texts: Sequence[str], *, lines: bool) -> list[str] | None:
+    """`enqueue` on the lean path where it applies (an existing SQLite store at the
+    current schema, plain jobs): the new ids. None when it does not apply and nothing was
+    written: then open_store() and QueueService do it, with the same rules."""
+    target = target or default_target()
+    if is_postgres(target):
+        return None
+    from queuectl.store.sqlite_enqueue import insert_plain_jobs
+
+    return insert_plain_jobs(sqlite_file(target), texts, lines=lines)
 
 
 def open_store(

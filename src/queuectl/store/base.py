@@ -152,6 +152,20 @@ class Store(Protocol):
         """
         ...
 
+    def finish_and_claim(
+        self,
+        job: Job,
+        worker_id: str,
+        outcome: Outcome,
+        record: AttemptRecord,
+        queues: Sequence[str] | None,
+    ) -> tuple[bool, Job | None]:
+        """finish_attempt, then claim_job for the same worker, at the cost of about one.
+
+        A worker's steady state: (what finish_attempt returned, the next job or None).
+        """
+        ...
+
     def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
         """Processing jobs whose worker has not sent a heartbeat for `lease_timeout` s."""
         ...

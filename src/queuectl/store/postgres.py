@@ -319,6 +319,27 @@ class PostgresStore:
         # so of concurrent enqueuers of one key exactly one inserts.
         skip = f" ON CONFLICT (dedupe_key) WHERE {DEDUPE_HELD} DO NOTHING"
         try:
+            if not has_dependencies and not skip_duplicate_keys:
+                # The common case in one statement, so one round trip and its own
+                # transaction (autocommit): arrays unnested server-side, in order, and the
+                # wake-up of idle workers, which PostgreSQL delivers at commit.
+                rows = self._read(
+                    "WITH new_jobs AS (INSERT INTO jobs (id, command, state, queue, priority,"
+                    " max_retries, timeout, created_at, updated_at, scheduled_at, run_at, cwd,"
+                    " env, retry_on_exit, fatal_on_exit, dedupe_key, depends_on)"
+                    " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
+                    " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env,"
+                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
+                    " %s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
+                    " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS new (id, command,"
+                    " queue, priority, max_retries, timeout, scheduled_at, cwd, env,"
+                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, position)"
+                    f" ORDER BY position RETURNING {JOB_COLUMNS})"
+                    f" SELECT {JOB_COLUMNS} FROM new_jobs, (SELECT pg_notify(%s, '')) AS wake",
+                    (*columns, CHANNEL),
+                )
+                return [_job(row) for row in rows]
             with self._transaction() as cursor:
                 waiting = (
                     self._waiting_counts(cursor, jobs) if has_dependencies else [0] * len(jobs)
@@ -499,18 +520,23 @@ class PostgresStore:
         )
         return [attempt_from_row(row, _utc) for row in rows]
 
+    def _claim_statement(
+        self, worker_id: str, queues: Sequence[str] | None
+    ) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = {"worker": worker_id}
+        queue_clause = ""
+        if queues:
+            queue_clause = "AND queue = ANY(%(queues)s)"
+            params["queues"] = list(queues)
+        return CLAIM_SQL.format(queues=queue_clause), params
+
     def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
         self._connection()  # reopened first if it broke, so the check below sees that
         if self._may_hold_lost_claim:
             held = self._held_after_reconnect(worker_id)
             if held is not None:
                 return held
-        params: dict[str, Any] = {"worker": worker_id}
-        queue_clause = ""
-        if queues:
-            queue_clause = "AND queue = ANY(%(queues)s)"
-            params["queues"] = list(queues)
-        sql = CLAIM_SQL.format(queues=queue_clause)
+        sql, params = self._claim_statement(worker_id, queues)
         limited = [name for name in self._limited_queues() if not queues or name in queues]
         if not limited:
             rows = self._read(sql, params)  # the common case: one statement, one round trip
@@ -555,21 +581,7 @@ class PostgresStore:
     def finish_attempt(
         self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
     ) -> bool:
-        rows = self._read(
-            FINISH_SQL,
-            {
-                "state": outcome.state.value,
-                "delay": outcome.retry_delay,
-                "exit_code": record.exit_code,
-                "error": _without_nul(outcome.last_error),
-                "output": _without_nul(record.output),
-                "outcome": outcome_class(record, outcome),
-                "signal": record.signal,
-                "job": job.id,
-                "worker": worker_id,
-                "attempt": job.attempts,
-            },
-        )
+        rows = self._read(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
         if not rows:
             return False
         if rows[0][1] and outcome.state in (JobState.COMPLETED, JobState.DEAD):
@@ -581,6 +593,39 @@ class PostgresStore:
             # A hint, sent after the commit: idle workers re-read when the retry is due.
             self._execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return True
+
+    def finish_and_claim(
+        self,
+        job: Job,
+        worker_id: str,
+        outcome: Outcome,
+        record: AttemptRecord,
+        queues: Sequence[str] | None,
+    ) -> tuple[bool, Job | None]:
+        """The finish and the next claim sent together (pipeline mode): one round trip
+        per job instead of two. Queue limits need the claim's own transaction."""
+        conn = self._connection()  # reopened first if it broke, so the check below sees that
+        if (
+            outcome.state is JobState.FAILED
+            or self._may_hold_lost_claim
+            or any(not queues or name in queues for name in self._limited_queues())
+        ):
+            finished = self.finish_attempt(job, worker_id, outcome, record)
+            return finished, self.claim_job(worker_id, queues)
+        sql, params = self._claim_statement(worker_id, queues)
+        try:
+            with conn.pipeline():
+                finish = conn.execute(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
+                claim = conn.execute(sql, params)
+            finished_rows = finish.fetchall()
+            rows = claim.fetchall()
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        if finished_rows and finished_rows[0][1]:
+            # As in finish_attempt: the dependents are released in their own transaction.
+            with self._transaction() as cursor:
+                self._release_dependents(cursor, job.id, outcome.state)
+        return bool(finished_rows), _job(rows[0]) if rows else None
 
     def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
         # The cutoff is the server's now(): hosts with skewed clocks still agree.
@@ -1130,6 +1175,23 @@ def _one(cursor: Cursor) -> tuple[Any, ...]:
     row = cursor.fetchone()
     assert row is not None
     return row
+
+
+def _finish_params(
+    job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
+) -> dict[str, Any]:
+    return {
+        "state": outcome.state.value,
+        "delay": outcome.retry_delay,
+        "exit_code": record.exit_code,
+        "error": _without_nul(outcome.last_error),
+        "output": _without_nul(record.output),
+        "outcome": outcome_class(record, outcome),
+        "signal": record.signal,
+        "job": job.id,
+        "worker": worker_id,
+        "attempt": job.attempts,
+    }
 
 
 def _without_nul(text: str | None) -> str | None:

@@ -26,6 +26,7 @@ from queuectl.store.base import (
     QueueInfo,
     ThroughputBucket,
 )
+from queuectl.store.filewatch import FileWatch, open_file_watch
 from queuectl.store.rows import (
     ATTEMPT_COLUMNS,
     DEDUPE_HELD,
@@ -58,6 +59,9 @@ CHECKPOINT_INTERVAL = 10.0  # seconds between two checkpoints by an idle worker
 WAL_TRUNCATE_SIZE = 4 * 1024 * 1024  # bytes; a larger WAL is truncated, not only checkpointed
 SQLITE_BUSY, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 5, 8, 10, 13, 14
 CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle worker
+WATCHED_CHECK_INTERVAL = 0.1  # seconds between them when the WAL's writes wake it too
+SETTLE_TIME = 1.0  # seconds of quick checks after a write to the WAL (an fsync may be slow)
+SETTLE_CHECK_INTERVAL = 0.002  # seconds between those quick checks, until a commit shows
 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
@@ -88,6 +92,10 @@ class SqliteStore:
         self.clock = clock or SystemClock()
         self._data_version: int | None = None
         self._checkpoint_at = 0.0  # monotonic time of the next idle checkpoint
+        self._write_depth = 0  # > 0 inside a _write(): nested ones join it
+        self._watch: FileWatch | None = None
+        self._wal_watch_tried = False
+        self._settle_until = 0.0  # until then, a write to the WAL may be a commit on its way
         try:
             _prepare_file(path)
             self.conn = sqlite3.connect(
@@ -114,12 +122,19 @@ class SqliteStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taking the write lock up front (BEGIN IMMEDIATE), so a
         read-then-write never fails half-way with `database is locked`."""
+        if self._write_depth:  # inside finish_and_claim: part of the outer transaction
+            yield self.conn
+            return
         try:
             self._retry_busy(lambda: self.conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.Error as exc:
             raise self._failure(exc) from exc
         try:
-            yield self.conn
+            self._write_depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._write_depth -= 1
             self.conn.execute("COMMIT")
         except BaseException as exc:
             if self.conn.in_transaction:
@@ -199,6 +214,8 @@ class SqliteStore:
 
     def close(self) -> None:
         self.conn.close()
+        if self._watch is not None:
+            self._watch.close()
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -486,6 +503,20 @@ class SqliteStore:
             self._release_dependents(conn, job.id, outcome.state)
         return True
 
+    def finish_and_claim(
+        self,
+        job: Job,
+        worker_id: str,
+        outcome: Outcome,
+        record: AttemptRecord,
+        queues: Sequence[str] | None,
+    ) -> tuple[bool, Job | None]:
+        """finish_attempt, then claim_job, in one write transaction: a busy worker takes
+        the write lock and commits once per job instead of twice."""
+        with self._write():
+            finished = self.finish_attempt(job, worker_id, outcome, record)
+            return finished, self.claim_job(worker_id, queues)
+
     def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
         cutoff = self._now() - lease_timeout
         rows = self._read(
@@ -729,21 +760,40 @@ class SqliteStore:
         return max(0.0, float(rows[0][0]) - self._now())
 
     def wait_for_jobs(self, timeout: float) -> bool:
-        """Poll `PRAGMA data_version`, which moves when another connection commits:
-        a read of shared memory, so checking often keeps pickup fast and idle cheap."""
+        """Check `PRAGMA data_version`, which moves when another connection commits, each
+        time the write-ahead log is written to (inotify); where that cannot be watched,
+        poll it: a read of shared memory, so checking often keeps pickup fast."""
         deadline = time.monotonic() + timeout
         self._checkpoint_if_idle()
+        watch = self._wal_watch()  # before the first check: no commit falls in between
         if self._data_version is None:
             self._data_version = self._current_data_version()
         while True:
             version = self._current_data_version()
             if version != self._data_version:
                 self._data_version = version
+                self._settle_until = 0.0  # the commit showed: back to sleeping on the watch
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(CHANGE_CHECK_INTERVAL, left))
+            if watch is None:
+                time.sleep(min(CHANGE_CHECK_INTERVAL, left))
+            elif time.monotonic() < self._settle_until:
+                # The log was written to, but a commit shows only after its fsync, in the
+                # -shm index, which sends no event: look again shortly until it does.
+                time.sleep(min(SETTLE_CHECK_INTERVAL, left))
+            elif watch.wait(min(WATCHED_CHECK_INTERVAL, left)):
+                self._settle_until = time.monotonic() + SETTLE_TIME
+
+    def _wal_watch(self) -> FileWatch | None:
+        """A watch on the -wal file, opened on the first wait (only idle workers wait)."""
+        if not self._wal_watch_tried:
+            self._wal_watch_tried = True
+            wal = f"{self.path}-wal"
+            if os.path.exists(wal):
+                self._watch = open_file_watch(wal)
+        return self._watch
 
     def _current_data_version(self) -> int:
         return int(self._read("PRAGMA data_version")[0][0])

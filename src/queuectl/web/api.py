@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from queuectl.core.clock import format_timestamp
 from queuectl.core.errors import QueuectlError, UsageError, WrongState
 from queuectl.core.models import Job, JobState
-from queuectl.core.spec import VALID_QUEUE
+from queuectl.core.spec import QUEUE_PATTERN as QUEUE_NAME_PATTERN
 from queuectl.service import QueueService
 from queuectl.store.base import JobFilter
 from queuectl.web import schemas
@@ -38,7 +38,7 @@ REASONS = {
     422: "invalid parameters or job fields",
     503: "the store cannot be reached",
 }
-QUEUE_PATTERN = f"^{VALID_QUEUE.pattern}$"
+QUEUE_PATTERN = f"^{QUEUE_NAME_PATTERN}$"
 
 bearer = HTTPBearer(auto_error=False, description="the token `queuectl dashboard` printed")
 router = APIRouter(prefix="/api", tags=["api"])

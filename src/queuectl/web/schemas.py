@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from queuectl.core.ids import VALID_JOB_ID
+from queuectl.core.ids import JOB_ID_PATTERN
 from queuectl.core.models import JobState
 from queuectl.core.spec import (
     INT32_MAX,
@@ -18,7 +18,7 @@ from queuectl.core.spec import (
     MAX_DEDUPE_KEY_LENGTH,
     MAX_EXIT_CODE,
     MAX_RETRIES_LIMIT,
-    VALID_QUEUE,
+    QUEUE_PATTERN,
 )
 
 Timestamp = str  # RFC 3339 in UTC with milliseconds and a trailing Z
@@ -153,8 +153,8 @@ ENQUEUE_BODY: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {
                     "command": {"type": "string", "minLength": 1},
-                    "id": {"type": "string", "pattern": f"^{VALID_JOB_ID.pattern}$"},
-                    "queue": {"type": "string", "pattern": f"^{VALID_QUEUE.pattern}$"},
+                    "id": {"type": "string", "pattern": f"^{JOB_ID_PATTERN}$"},
+                    "queue": {"type": "string", "pattern": f"^{QUEUE_PATTERN}$"},
                     "priority": {"type": "integer", "minimum": INT32_MIN, "maximum": INT32_MAX},
                     "max_retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES_LIMIT},
                     "timeout": {"type": "number", "exclusiveMinimum": 0},
@@ -173,7 +173,7 @@ ENQUEUE_BODY: dict[str, Any] = {
                     },
                     "depends_on": {
                         "type": ["array", "null"],
-                        "items": {"type": "string", "pattern": f"^{VALID_JOB_ID.pattern}$"},
+                        "items": {"type": "string", "pattern": f"^{JOB_ID_PATTERN}$"},
                     },
                 },
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -119,8 +120,14 @@ class Worker:
                 current = self._fresh_settings(service)
                 job = store.claim_job(self.id, self.queues)
                 if job is not None:
-                    crash_point("after-claim")
-                    self._run_job(service, job, current)
+                    # While busy, each finish claims the next job in the same transaction.
+                    while job is not None:
+                        crash_point("after-claim")
+                        job = self._run_job(service, job, current)
+                        # The next job is already claimed: if the store is down, run it
+                        # with the settings at hand.
+                        with contextlib.suppress(StoreUnavailable):
+                            current = self._fresh_settings(service)
                     continue
                 if self.burst:
                     return
@@ -143,7 +150,8 @@ class Worker:
             if service.store.wait_for_jobs(min(left, IDLE_SLICE)):
                 return
 
-    def _run_job(self, service: QueueService, job: Job, current: Settings) -> None:
+    def _run_job(self, service: QueueService, job: Job, current: Settings) -> Job | None:
+        """Run and record one job; the next job, when recording it could claim one."""
         env = dict(os.environ, **(job.env or {}))
         env.update(job_environment(job, self.id))
         run = ShellRun(
@@ -172,15 +180,15 @@ class Worker:
         kind, signal_name = lifecycle.classify(result, killed=killed)
         record = AttemptRecord(result.exit_code, result.output, kind, signal_name)
         crash_point("before-record")
-        recorded = self._finish(service, job, outcome, record)
+        finished, next_job = self._finish_and_claim(service, job, outcome, record)
         crash_point("after-record")
-        if not recorded:
+        if not finished:
             log.warning(
                 "%s: job %s was cancelled or taken from this worker; result dropped",
                 self.id,
                 job.id,
             )
-            return
+            return next_job
         log.info(
             "%s: job %s %s%s (%.2fs)",
             self.id,
@@ -189,6 +197,19 @@ class Worker:
             f": {outcome.last_error}" if outcome.last_error else "",
             result.duration,
         )
+        return next_job
+
+    def _finish_and_claim(
+        self, service: QueueService, job: Job, outcome: lifecycle.Outcome, record: AttemptRecord
+    ) -> tuple[bool, Job | None]:
+        """Record the attempt and, unless stopping, claim the next job with it. When the
+        store fails, fall back to _finish alone, which waits for the store."""
+        if not self.stopping.is_set():
+            try:
+                return service.store.finish_and_claim(job, self.id, outcome, record, self.queues)
+            except StoreUnavailable as exc:
+                log.warning("%s: cannot record job %s yet: %s", self.id, job.id, exc.message)
+        return self._finish(service, job, outcome, record), None
 
     def _finish(
         self, service: QueueService, job: Job, outcome: lifecycle.Outcome, record: AttemptRecord

@@ -7,14 +7,16 @@ command starts without them.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
-import socket
 import sys
+from typing import TYPE_CHECKING
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import open_service
 from queuectl.core.errors import MissingDependency, QueuectlError, UsageError
+
+if TYPE_CHECKING:
+    import socket
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -97,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
 
 def is_loopback(host: str) -> bool:
     """True when every address `host` stands for is a loopback one."""
+    # Imported here: every command builds the parser, and so imports this module.
+    import ipaddress
+    import socket
+
     if host.lower() == "localhost":
         return True
     try:
@@ -118,6 +124,8 @@ def host_header_name(host: str) -> str:
 
 def listen(host: str, port: int) -> socket.socket:
     """Bind here rather than in uvicorn, so that a taken port is a one-line `error:`."""
+    import socket
+
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_if_exists_flag, add_json_flag, open_service, print_json
@@ -22,14 +23,16 @@ def register(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, lines: Iterable[str] | None = None) -> int:
+    """`lines`: stdin already read (by the plain path), for `enqueue -`."""
     service = open_service(args)
     # The fast path of cli/__init__.py parses no --if-exists: it means the default.
     skip = getattr(args, "if_exists", "error") == "skip"
     if args.job == "-":
-        # Bytes, decoded here: a line that is not UTF-8 is then refused by its number
-        # like any other bad line, whatever the locale's encoding of sys.stdin.
-        lines = (raw.decode("utf-8", "surrogateescape") for raw in sys.stdin.buffer)
+        if lines is None:
+            # Bytes, decoded here: a line that is not UTF-8 is then refused by its number
+            # like any other bad line, whatever the locale's encoding of sys.stdin.
+            lines = (raw.decode("utf-8", "surrogateescape") for raw in sys.stdin.buffer)
         jobs = service.enqueue_lines(lines, skip_duplicate_keys=skip)
     else:
         jobs = [service.enqueue_json(args.job, skip_duplicate_keys=skip)]
