@@ -120,7 +120,11 @@ def test_dlq_retry_of_a_job_whose_key_is_held_is_refused(q: Queuectl) -> None:
         message == "job 'old' cannot be retried: a job with dedupe key 'k' is already pending (new)"
     )
     assert q.state("old") == "dead"
-    assert q.ok("dlq", "retry", "--all") == "Moved 0 jobs from the DLQ to pending.\n"
+    assert q.ok("dlq", "retry", "--all") == (
+        "Moved 0 jobs from the DLQ to pending.\n1 job stays in the DLQ: a job it depends on stays"
+        " dead or cancelled, or another job holds its dedupe key (`queuectl dlq retry ID` says"
+        " which).\n"
+    )
     assert q.state("old") == "dead"
 
 

@@ -170,8 +170,8 @@ def test_dlq_retry_all_says_which_jobs_stay_behind(q: Queuectl) -> None:
     run_burst(q)
     assert q.ok("dlq", "retry", "--all") == (
         "Moved 1 job from the DLQ to pending.\n"
-        "1 job stays in the DLQ: a job it depends on stays dead or cancelled"
-        " (`queuectl why ID` says which).\n"
+        "1 job stays in the DLQ: a job it depends on stays dead or cancelled, or another job"
+        " holds its dedupe key (`queuectl dlq retry ID` says which).\n"
     )
     assert states(q) == {"dropped": "cancelled", "orphan": "dead", "broken": "pending"}
 

@@ -23,6 +23,7 @@ from queuectl.core.errors import StoreUnavailable
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import JobState, NewJob
 from queuectl.store import sqlite as sqlite_module
+from queuectl.store import sqlite_enqueue
 from queuectl.store.base import AttemptRecord, JobFilter
 from queuectl.store.sqlite import SqliteStore
 from tests.conftest import Queuectl, assert_error, wait_until
@@ -135,6 +136,7 @@ def test_lock_held_past_the_deadline_is_one_clear_error(
     q_sqlite.enqueue(id="before", command="true")
     path = Path(q_sqlite.target)
     monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT", 0.3)
+    monkeypatch.setattr(sqlite_enqueue, "BUSY_TIMEOUT", 0.3)  # the lean enqueue path's wait
     with write_lock_held(path, 1.5):
         code = main(["--db", str(path), "enqueue", '{"id": "during", "command": "true"}'])
     captured = capsys.readouterr()

@@ -69,7 +69,8 @@ def run_retry(args: argparse.Namespace) -> int:
             if left:
                 print(
                     f"{left} job{' stays' if left == 1 else 's stay'} in the DLQ: a job it "
-                    "depends on stays dead or cancelled (`queuectl why ID` says which)."
+                    "depends on stays dead or cancelled, or another job holds its dedupe key"
+                    " (`queuectl dlq retry ID` says which)."
                 )
         return 0
     job = open_service(args).retry_dead(args.id)
@@ -106,7 +107,8 @@ def run_purge(args: argparse.Namespace) -> int:
 
 
 def _left_dead(service: QueueService, queue: str | None) -> int:
-    """Dead jobs a bulk retry left behind: those waiting for a job that stays ended."""
+    """Dead jobs a bulk retry left behind: those waiting for a job that stays ended, and
+    those whose dedupe key another job holds."""
     from queuectl.core.states import JobState
     from queuectl.store.base import JobFilter
 
