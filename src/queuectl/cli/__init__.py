@@ -42,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _call_parsed(words: list[str]) -> int:
     from queuectl.cli.parser import build_parser
 
-    parser = build_parser()
-    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions: answer and exit
+    completing = "_ARGCOMPLETE" in os.environ
+    parser = build_parser(None if completing else _command_word(words))
+    if completing:  # a shell asking for completions: answer and exit
         import argcomplete
 
         argcomplete.autocomplete(parser)
@@ -53,6 +54,15 @@ def _call_parsed(words: list[str]) -> int:
         parser.print_help(sys.stderr)
         return 2
     return _call(handler, args)
+
+
+def _command_word(words: list[str]) -> str | None:
+    """The command a command line names (after the global `--db`), if any."""
+    if len(words) >= 2 and words[0] == "--db":
+        words = words[2:]
+    elif words and words[0].startswith("--db="):
+        words = words[1:]
+    return words[0] if words else None
 
 
 def _call(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

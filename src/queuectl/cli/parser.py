@@ -3,59 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import NoReturn
 
 from queuectl import __version__
-from queuectl.cli.commands import (
-    add,
-    cancel,
-    completion,
-    config,
-    dashboard,
-    dlq,
-    doctor,
-    enqueue,
-    export,
-    import_jobs,
-    list_jobs,
-    logs,
-    prune,
-    queue,
-    schedule,
-    show,
-    status,
-    store,
-    top,
-    wait,
-    why,
-    worker,
-)
 
-COMMANDS = (
-    enqueue,
-    add,
-    worker,
-    status,
-    top,
-    list_jobs,
-    show,
-    why,
-    logs,
-    wait,
-    cancel,
-    dlq,
-    doctor,
-    prune,
-    queue,
-    schedule,
-    export,
-    import_jobs,
-    store,
-    config,
-    dashboard,
-    completion,
-)
+# Each command's name and the module (in queuectl.cli.commands) that registers it, in the
+# order `--help` lists them. A command line names one: only its module is imported, which
+# keeps the start-up of `show`, `list` or `status` from paying for all the others.
+COMMAND_MODULES: dict[str, str] = {
+    "enqueue": "enqueue",
+    "add": "add",
+    "worker": "worker",
+    "status": "status",
+    "top": "top",
+    "list": "list_jobs",
+    "show": "show",
+    "why": "why",
+    "logs": "logs",
+    "wait": "wait",
+    "cancel": "cancel",
+    "retry": "cancel",
+    "dlq": "dlq",
+    "doctor": "doctor",
+    "prune": "prune",
+    "queue": "queue",
+    "schedule": "schedule",
+    "export": "export",
+    "import": "import_jobs",
+    "store": "store",
+    "config": "config",
+    "dashboard": "dashboard",
+    "completion": "completion",
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -66,7 +47,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
-def build_parser() -> Parser:
+def build_parser(command: str | None = None) -> Parser:
+    """The whole parser, or with `command` (a name from COMMAND_MODULES) only that
+    command's part of it."""
     parser = Parser(
         prog="queuectl",
         description="A background job queue for shell commands.",
@@ -80,6 +63,11 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"queuectl {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(subparsers)
+    if command in COMMAND_MODULES:
+        modules = [COMMAND_MODULES[command]]
+    else:
+        modules = list(dict.fromkeys(COMMAND_MODULES.values()))
+    for name in modules:
+        module = importlib.import_module(f"queuectl.cli.commands.{name}")
+        module.register(subparsers)
     return parser
