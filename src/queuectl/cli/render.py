@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from queuectl.core.clock import format_timestamp
+from queuectl.core.durations import format_span
 from queuectl.core.models import Attempt, Job, JobState
 
 if TYPE_CHECKING:
@@ -36,18 +37,8 @@ def console() -> Console:
 
 
 def duration(seconds: float) -> str:
-    """45s, 2m 5s, 1h 3m, 2d 4h."""
-    whole = max(0, int(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
+    """45s, 2m 5s, 1h 3m, 2d 4h (whole seconds, rounded down)."""
+    return format_span(int(seconds))
 
 
 def status_text(report: StatusReport) -> str:

@@ -30,3 +30,18 @@ def format_seconds(seconds: float) -> str:
     from decimal import Decimal  # here: `enqueue` imports this module and never formats
 
     return f"{Decimal(repr(float(seconds))):f}s"
+
+
+def format_span(seconds: int) -> str:
+    """A span of whole seconds in its two largest units: 45s, 2m 5s, 1h 3m, 2d 4h."""
+    whole = max(0, seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from queuectl.core.clock import format_timestamp
+from queuectl.core.durations import format_span
 from queuectl.core.models import Job, JobState, WorkerInfo
 
 HEARTBEAT_INTERVAL_MAX = 2.0  # seconds; workers beat every min(lease-timeout / 3, this)
@@ -279,14 +280,4 @@ def _when(value: datetime, now: datetime, preposition: str = "at") -> str:
 
 
 def _span(seconds: float) -> str:
-    whole = max(0, round(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
+    return format_span(round(seconds))

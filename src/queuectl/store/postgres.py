@@ -1021,29 +1021,11 @@ class PostgresStore:
             " AND last_heartbeat >= now() - %s * interval '1 second' ORDER BY started_at, id",
             (float(lease_timeout),),
         )
-        return [
-            WorkerInfo(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                _utc(row[4]),
-                _utc(row[5]),
-                row[6],
-                tuple(row[7]) if row[7] else None,
-            )
-            for row in rows
-        ]
+        return [_worker(row) for row in rows]
 
     def get_worker(self, worker_id: str) -> WorkerInfo | None:
         rows = self._read(f"SELECT {WORKER_COLUMNS} FROM workers WHERE id = %s", (worker_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        queues = tuple(row[7]) if row[7] else None
-        return WorkerInfo(
-            row[0], row[1], row[2], row[3], _utc(row[4]), _utc(row[5]), row[6], queues
-        )
+        return _worker(rows[0]) if rows else None
 
     def request_stop(self, worker_ids: Sequence[str]) -> None:
         if worker_ids:
@@ -1072,19 +1054,7 @@ class PostgresStore:
             " AND last_heartbeat < now() - %s * interval '1 second' ORDER BY last_heartbeat, id",
             (float(lease_timeout),),
         )
-        return [
-            WorkerInfo(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                _utc(row[4]),
-                _utc(row[5]),
-                row[6],
-                tuple(row[7]) if row[7] else None,
-            )
-            for row in rows
-        ]
+        return [_worker(row) for row in rows]
 
     def inspect_storage(self) -> StoreFacts:
         """The server's version, this connection and the schema version."""
@@ -1198,6 +1168,12 @@ def _without_nul(text: str | None) -> str | None:
     """PostgreSQL text cannot hold NUL, which binary job output often has: store U+FFFD,
     what the runner already shows for any byte that is not UTF-8."""
     return text.replace("\x00", "\ufffd") if text is not None else None
+
+
+def _worker(row: Sequence[Any]) -> WorkerInfo:
+    """A WorkerInfo from the columns of WORKER_COLUMNS (queues are a text[] here)."""
+    queues = tuple(row[7]) if row[7] else None
+    return WorkerInfo(row[0], row[1], row[2], row[3], _utc(row[4]), _utc(row[5]), row[6], queues)
 
 
 def _utc(value: datetime) -> datetime:

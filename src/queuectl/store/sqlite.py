@@ -866,19 +866,7 @@ class SqliteStore:
             " AND last_heartbeat >= ? ORDER BY started_at, id",
             (self._now() - lease_timeout,),
         )
-        return [
-            WorkerInfo(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                _dt(row[4]),
-                _dt(row[5]),
-                row[6],
-                tuple(row[7].split(",")) if row[7] else None,
-            )
-            for row in rows
-        ]
+        return [_worker(row) for row in rows]
 
     def get_worker(self, worker_id: str) -> WorkerInfo | None:
         rows = self._read(f"SELECT {WORKER_COLUMNS} FROM workers WHERE id = ?", (worker_id,))
@@ -912,19 +900,7 @@ class SqliteStore:
             " AND last_heartbeat < ? ORDER BY last_heartbeat, id",
             (self._now() - lease_timeout,),
         )
-        return [
-            WorkerInfo(
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                _dt(row[4]),
-                _dt(row[5]),
-                row[6],
-                tuple(row[7].split(",")) if row[7] else None,
-            )
-            for row in rows
-        ]
+        return [_worker(row) for row in rows]
 
     def inspect_storage(self) -> StoreFacts:
         """The schema version, the WAL's size and the modes of the store's files."""

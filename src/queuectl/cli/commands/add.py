@@ -6,11 +6,14 @@ import argparse
 import os
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import add_if_exists_flag, add_json_flag, open_service, print_json
 from queuectl.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from queuectl.core.settings import Settings
 
 
 def register(subparsers: Subparsers) -> None:
@@ -77,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from queuectl.core.ids import new_job_id
     from queuectl.core.models import NewJob
 
-    command = words[0] if len(words) == 1 else shlex.join(words)
-    cwd = os.getcwd() if args.here else args.cwd
+    options = job_options(args, words, os.getcwd() if args.here else args.cwd)
     service = open_service(args)
     defaults = service.settings()
     scheduled_at = None
@@ -89,22 +91,8 @@ def run(args: argparse.Namespace) -> int:
     job_id = spec.check_job_id(args.id) if args.id is not None else new_job_id()
     job = NewJob(
         id=job_id,
-        command=spec.check_command(command),
-        queue=spec.check_queue(args.queue) if args.queue is not None else "default",
-        priority=spec.check_priority(args.priority) if args.priority is not None else 0,
-        max_retries=(
-            spec.check_max_retries(args.max_retries)
-            if args.max_retries is not None
-            else defaults.max_retries
-        ),
-        timeout=(
-            spec.check_timeout(spec.parse_duration(args.timeout))
-            if args.timeout is not None
-            else defaults.job_timeout
-        ),
+        **with_defaults(options, defaults),
         scheduled_at=scheduled_at,
-        cwd=spec.check_cwd(os.path.abspath(cwd)) if cwd is not None else None,
-        env=spec.check_env(_env_pairs(args.env)) if args.env else None,
         **_policy_fields(args),
         depends_on=spec.check_depends_on(spec.split_after(args.after), job_id),
     )
@@ -149,6 +137,40 @@ def _policy_fields(args: argparse.Namespace) -> dict[str, Any]:
     spec.check_exit_policy(retry, fatal)
     key = spec.check_dedupe_key(args.dedupe_key) if args.dedupe_key is not None else None
     return {"retry_on_exit": retry, "fatal_on_exit": fatal, "dedupe_key": key}
+
+
+def job_options(args: argparse.Namespace, words: list[str], cwd: str | None) -> dict[str, Any]:
+    """The job options `add` and `schedule add` share (command, queue, priority,
+    max_retries, timeout, cwd, env), checked before the store is opened. max_retries and
+    timeout are None when not given: with_defaults fills them from the settings."""
+    from queuectl.core import spec
+
+    return {
+        "command": spec.check_command(words[0] if len(words) == 1 else shlex.join(words)),
+        "queue": spec.check_queue(args.queue) if args.queue is not None else "default",
+        "priority": spec.check_priority(args.priority) if args.priority is not None else 0,
+        "max_retries": (
+            spec.check_max_retries(args.max_retries) if args.max_retries is not None else None
+        ),
+        "timeout": (
+            spec.check_timeout(spec.parse_duration(args.timeout))
+            if args.timeout is not None
+            else None
+        ),
+        "cwd": spec.check_cwd(os.path.abspath(cwd)) if cwd is not None else None,
+        "env": spec.check_env(_env_pairs(args.env)) if args.env else None,
+    }
+
+
+def with_defaults(options: dict[str, Any], defaults: Settings) -> dict[str, Any]:
+    """job_options with the store's default max_retries and timeout where none was given."""
+    return {
+        **options,
+        "max_retries": (
+            defaults.max_retries if options["max_retries"] is None else options["max_retries"]
+        ),
+        "timeout": defaults.job_timeout if options["timeout"] is None else options["timeout"],
+    }
 
 
 def _env_pairs(items: list[str]) -> dict[str, str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import sys
 from typing import TYPE_CHECKING
 
@@ -101,40 +99,20 @@ def run_add(args: argparse.Namespace) -> int:
     words = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not words:
         raise UsageError("schedule add needs a command after --, e.g. -- ./backup.sh")
-    from queuectl.cli.commands.add import _env_pairs
-    from queuectl.core import spec
+    from queuectl.cli.commands.add import job_options, with_defaults
     from queuectl.core.cron import check_cron
     from queuectl.core.schedule import Schedule, check_schedule_name, check_timezone
 
     name = check_schedule_name(args.name)
     cron = check_cron(args.cron)
     timezone = check_timezone(args.tz)
-    command = spec.check_command(words[0] if len(words) == 1 else shlex.join(words))
-    queue = spec.check_queue(args.queue) if args.queue is not None else "default"
-    priority = spec.check_priority(args.priority) if args.priority is not None else 0
-    env = spec.check_env(_env_pairs(args.env)) if args.env else None
-    cwd = spec.check_cwd(os.path.abspath(args.cwd)) if args.cwd is not None else None
+    options = job_options(args, words, args.cwd)
     service = open_service(args)
-    defaults = service.settings()
     schedule = Schedule(
         name=name,
         cron=cron,
         timezone=timezone,
-        command=command,
-        queue=queue,
-        priority=priority,
-        max_retries=(
-            spec.check_max_retries(args.max_retries)
-            if args.max_retries is not None
-            else defaults.max_retries
-        ),
-        timeout=(
-            spec.check_timeout(spec.parse_duration(args.timeout))
-            if args.timeout is not None
-            else defaults.job_timeout
-        ),
-        cwd=cwd,
-        env=env,
+        **with_defaults(options, service.settings()),
         catch_up=args.catch_up,
         paused=args.paused,
     )
