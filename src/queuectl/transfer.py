@@ -171,7 +171,7 @@ def read_export(lines: Iterable[str]) -> StoreContents:
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw)
+            record = json.loads(raw.rstrip("\r\n"))  # columns count within the line
         except json.JSONDecodeError as exc:
             raise InvalidJobSpec(f"invalid JSON: {exc.msg} at column {exc.colno}", number) from None
         try:

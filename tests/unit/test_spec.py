@@ -205,3 +205,9 @@ def test_generated_ids_are_short_url_safe_and_distinct() -> None:
 )
 def test_job_id_rule(job_id: str, valid: bool) -> None:
     assert is_valid_job_id(job_id) is valid
+
+
+def test_a_json_error_at_the_end_of_a_line_names_its_column() -> None:
+    with pytest.raises(InvalidJobSpec) as error:
+        parse_job_lines(['{"command": "x"}\n', '{"command": "x"\n'], SETTINGS)
+    assert error.value.message == "line 2: invalid JSON: Expecting ',' delimiter at column 16"

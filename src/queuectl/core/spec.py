@@ -112,7 +112,8 @@ def parse_field_lines(
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        fields = parse_job_fields(raw, settings, line=number)
+        # Without its line break: a JSON error at the end of the line then points there.
+        fields = parse_job_fields(raw.rstrip("\r\n"), settings, line=number)
         job_id = fields["id"]
         if job_id in seen:
             raise InvalidJobSpec(f"duplicate id {job_id!r} (also on line {seen[job_id]})", number)
