@@ -11,12 +11,33 @@ if TYPE_CHECKING:
     from queuectl.service import QueueService
 
 
-def open_service(args: argparse.Namespace, *, durable: bool = True) -> QueueService:
+def open_service(
+    args: argparse.Namespace, *, durable: bool = True, create: bool = False
+) -> QueueService:
+    """The service over the store `args.db` names. Only a command that writes passes
+    `create`: any other refuses a store that does not exist (SPEC 1), so that a mistyped
+    `--db` never looks like an empty queue. Folders are created for the default location
+    only."""
     # Imported here so that building the parser stays cheap for every command.
     from queuectl.service import QueueService
-    from queuectl.store import open_store
+    from queuectl.store import is_default_location, open_store, require_existing
 
-    return QueueService(open_store(args.db, durable=durable))
+    if not create:
+        require_existing(args.db)
+    store = open_store(args.db, durable=durable, create_folders=is_default_location(args.db))
+    return QueueService(store)
+
+
+def store_exists(args: argparse.Namespace) -> bool:
+    """False for a SQLite store that has not been created yet."""
+    from queuectl.core.errors import StoreUnavailable
+    from queuectl.store import require_existing
+
+    try:
+        require_existing(args.db)
+    except StoreUnavailable:
+        return False
+    return True
 
 
 def print_json(value: Any) -> None:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from queuectl.core.models import NewJob
 
     options = job_options(args, words, os.getcwd() if args.here else args.cwd)
-    service = open_service(args)
+    service = open_service(args, create=True)
     defaults = service.settings()
     scheduled_at = None
     if args.delay is not None:

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
                 contents = read_export(source)
         except OSError as exc:
             raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    result = import_contents(open_service(args).store, contents, skip_existing=args.skip_existing)
+    store = open_service(args, create=True).store
+    result = import_contents(store, contents, skip_existing=args.skip_existing)
     if args.json:
         print_json({"jobs": result.jobs, "skipped": result.skipped, "schedules": result.schedules})
     else:

@@ -52,7 +52,7 @@ def run_migrate(args: argparse.Namespace) -> int:
         raise UsageError("--to names the current store: give another one")
     source = open_service(args).store
     try:
-        target = open_store(args.to)
+        target = open_store(args.to, create_folders=False)
     except BaseException:
         source.close()
         raise

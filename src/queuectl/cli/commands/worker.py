@@ -60,7 +60,7 @@ def run_start(args: argparse.Namespace) -> int:
         datefmt="%H:%M:%S",
         level=logging.INFO if verbose else logging.WARNING,
     )
-    open_service(args).store.close()  # a bad store fails here, once, before any fork
+    open_service(args, create=True).store.close()  # a bad store fails here, once, before any fork
     from queuectl.worker.supervisor import start_workers
 
     return start_workers(args.db, args.count, queues or None, args.burst)
