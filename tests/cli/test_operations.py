@@ -263,7 +263,7 @@ def test_dlq_purge_asks_first_on_a_terminal(q: Queuectl) -> None:
     run_burst(q)
     code, shown = run_on_terminal(q.argv("dlq", "purge"), q.env, answer="n\n")
     assert code == 0, shown
-    assert "Delete up to 1 dead job? [y/N]" in shown
+    assert "Delete 1 dead job? [y/N]" in shown
     assert shown.rstrip().endswith("Nothing deleted.")
     assert q.state("dead") == "dead"
     code, shown = run_on_terminal(q.argv("dlq", "purge"), q.env, answer="y\n")
@@ -577,6 +577,7 @@ def test_completion_completes_commands_and_options(
     q_sqlite: Queuectl, tmp_path: Path, line: str, expected: list[str]
 ) -> None:
     out = tmp_path / "completions"
+    q_sqlite = Queuectl(str(tmp_path / "none" / "queuectl.db"), tmp_path / "home")  # no store
     env = dict(
         q_sqlite.env,
         _ARGCOMPLETE="1",

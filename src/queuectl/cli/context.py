@@ -40,6 +40,11 @@ def store_exists(args: argparse.Namespace) -> bool:
     return True
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 job`, `2 jobs`: a count with its noun (regular plurals only)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
@@ -49,7 +54,8 @@ def confirm(question: str) -> bool:
     from queuectl.core.errors import UsageError
 
     if not sys.stdin.isatty():
-        raise UsageError(f"{question.rstrip('?')}: confirm with --yes")
+        asked = question[:1].lower() + question[1:].rstrip("?")
+        raise UsageError(f"nothing done: confirm with --yes to {asked} (no terminal to ask on)")
     answer = input(f"{question} [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.cli.context import add_json_flag, counted, open_service, print_json
 from queuectl.core.errors import UsageError
 
 
@@ -45,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
         print_json({"jobs": result.jobs, "skipped": result.skipped, "schedules": result.schedules})
     else:
         skipped = f" ({result.skipped} already there, skipped)" if result.skipped else ""
-        print(f"Imported {result.jobs} jobs{skipped} and {result.schedules} schedules.")
+        jobs, schedules = counted(result.jobs, "job"), counted(result.schedules, "schedule")
+        print(f"Imported {jobs}{skipped} and {schedules}.")
     return 0
