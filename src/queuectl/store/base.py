@@ -49,6 +49,15 @@ class QueueInfo:
     max_running: int | None  # None: no limit
     counts: dict[JobState, int]
 
+    def to_json(self) -> dict[str, object]:
+        """One queue as `queue list --json` and GET /api/queues give it."""
+        return {
+            "name": self.name,
+            "paused": self.paused,
+            "max_running": self.max_running,
+            "counts": {state.value: self.counts.get(state, 0) for state in JobState},
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ThroughputBucket:

@@ -34,17 +34,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     queues = open_service(args).list_queues()
     if args.json:
-        print_json(
-            [
-                {
-                    "name": queue.name,
-                    "paused": queue.paused,
-                    "limit": queue.max_running,
-                    "jobs": {state.value: queue.counts[state] for state in JobState},
-                }
-                for queue in queues
-            ]
-        )
+        print_json([queue.to_json() for queue in queues])
         return 0
     if not queues:
         print("No queues yet.")
