@@ -392,11 +392,13 @@ class QueueService:
         stale = self.store.find_stale_workers(lease)
         now = self.store.now()
         active = self.store.list_workers(lease)
-        checks.append(health.check_workers(len(active), stale, lease, now))
+        processing = self.store.list_jobs(JobFilter(states=(JobState.PROCESSING,), limit=0))
+        holding = {job.locked_by for job in processing if job.locked_by}
+        checks.append(health.check_workers(len(active), stale, lease, now, holding))
         checks.append(
             health.check_stuck_jobs(
                 self.store.find_stale_jobs(lease),
-                self.store.list_jobs(JobFilter(states=(JobState.PROCESSING,), limit=0)),
+                processing,
                 {worker.id: worker for worker in stale + active},
                 lease,
                 now,

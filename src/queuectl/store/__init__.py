@@ -22,13 +22,18 @@ def default_target() -> str:
     from_env = os.environ.get("QUEUECTL_DB")
     if from_env:
         return from_env
+    return os.path.join(queuectl_home(), "queuectl.db")
+
+
+def queuectl_home() -> str:
+    """`$QUEUECTL_HOME`, else `$XDG_DATA_HOME/queuectl`, else `~/.local/share/queuectl`."""
     home = os.environ.get("QUEUECTL_HOME")
     if not home:
         data = os.environ.get("XDG_DATA_HOME") or os.path.join(
             os.path.expanduser("~"), ".local", "share"
         )
         home = os.path.join(data, "queuectl")
-    return os.path.join(home, "queuectl.db")
+    return home
 
 
 def is_postgres(target: str) -> bool:

@@ -282,6 +282,15 @@ class Store(Protocol):
     def set_config(self, key: str, value: str) -> None: ...
 
     # health (`queuectl doctor`)
+    def list_worker_records(self) -> list[WorkerInfo]:
+        """Every registered worker, active, stale or stopped, oldest first."""
+        ...
+
+    def delete_workers(self, worker_ids: Sequence[str], lease_timeout: float) -> list[str]:
+        """Forget the records of these workers that are gone (stopped, or no heartbeat for
+        `lease_timeout` s) and hold no processing job; the ids forgotten."""
+        ...
+
     def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
         """Workers not stopped whose heartbeat is older than `lease_timeout` seconds."""
         ...
