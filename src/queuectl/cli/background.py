@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from queuectl.core.errors import QueuectlError, UsageError
+from queuectl.core.errors import QueuectlError, StoreUnavailable, UsageError
 
 if TYPE_CHECKING:
     from queuectl.cli.commands import Subparsers
@@ -166,8 +167,12 @@ def run_service(args: argparse.Namespace) -> int:
 
     queues = [check_queue(q.strip()) for item in args.queue or [] for q in item.split(",")]
     target = _absolute_target(args.db)
-    # Reading the settings creates nothing: a store that does not exist yet has the defaults.
-    settings = open_service(args).settings() if store_exists(args) else Settings.from_stored({})
+    # Reading the settings creates nothing: a store that does not exist yet (or cannot be
+    # reached from here) has the defaults, and the unit works all the same.
+    settings = Settings.from_stored({})
+    if store_exists(args):
+        with contextlib.suppress(StoreUnavailable):
+            settings = open_service(args).settings()
     unit = unit_text(target, settings.job_timeout, args.count, queues, user=args.user)
     if not args.install:
         from queuectl.cli.live import store_label
