@@ -136,7 +136,7 @@ def test_job_that_kills_its_worker_ends_dead_while_others_flow(q: Queuectl) -> N
     wait_until(lambda: len(worker_pids(proc)) == 2, message="the pool back at two workers")
     q.signal_group(proc, signal.SIGTERM)
     code, _ = q.finish(proc)
-    assert code == 1  # some of its workers died
+    assert code == 0  # a graceful stop, though workers died on the way and were replaced
 
 
 def test_paused_worker_loses_its_job_cleanly_to_a_rescue(q: Queuectl, tmp_path: Path) -> None:
