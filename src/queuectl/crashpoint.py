@@ -28,7 +28,19 @@ FAULTS = (
     "job-loop",
 )
 
+# Seconds after start-up before a `raise-in-<task>` fault fires (default at once): lets a
+# test have a job running when a background task breaks.
+FAULT_AFTER_VARIABLE = "QUEUECTL_FAULT_AFTER"
+
 _armed: str | None = os.environ.get(FAULT_VARIABLE) or None
+_armed_at = 0.0
+if _armed is not None and _armed.startswith("raise-in-"):
+    import time
+
+    try:
+        _armed_at = time.monotonic() + float(os.environ.get(FAULT_AFTER_VARIABLE) or 0)
+    except ValueError:
+        _armed_at = 0.0
 
 
 def crash_point(name: str) -> None:
@@ -44,4 +56,7 @@ class InjectedFault(RuntimeError):
 def fault_point(task: str) -> None:
     """Raise InjectedFault if $QUEUECTL_FAULT is `raise-in-<task>`."""
     if _armed is not None and _armed == f"raise-in-{task}":
-        raise InjectedFault(f"injected fault in the {task} task")
+        import time
+
+        if time.monotonic() >= _armed_at:
+            raise InjectedFault(f"injected fault in the {task} task")
