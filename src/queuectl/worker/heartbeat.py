@@ -76,13 +76,15 @@ class Heartbeat(PeriodicTask):
                 # host sees this row only, and `--wait` shows the request was heard.
                 self.wake()
         if running is not None and not store.holds_claim(running[0], self.worker_id):
-            lost(self.worker_id, *running)
+            lost(self.worker_id, running, self.current)
 
 
-def lost(worker_id: str, job: Job, run: ShellRun) -> None:
+def lost(worker_id: str, running: tuple[Job, ShellRun], current: Running) -> None:
     """The claim is gone (cancelled, or rescued from a worker thought dead): the run must
-    not go on, and its result will not be recorded (finish is fenced)."""
-    if run.kill_reason is None:
+    not go on, and its result will not be recorded (finish is fenced). Unless the run has
+    simply ended meanwhile and the job loop recorded it: then there is nothing to do."""
+    job, run = running
+    if current() is running and run.kill_reason is None:
         log.warning(
             "%s: job %s was cancelled or taken from this worker; killing it", worker_id, job.id
         )

@@ -68,6 +68,9 @@ class Worker:
         self._settings: Settings | None = None
         self._heartbeat: Heartbeat | None = None
         self._settings_read_at = 0.0
+        # The worker's own environment, read once: every job starts from it (os.environ
+        # decodes each variable on every read).
+        self._environment = dict(os.environ)
 
     # -- stopping ---------------------------------------------------------------------
 
@@ -213,7 +216,9 @@ class Worker:
 
     def _run_job(self, service: QueueService, job: Job, current: Settings) -> Job | None:
         """Run and record one job; the next job, when recording it could claim one."""
-        env = dict(os.environ, **job.env) if job.env else dict(os.environ)
+        env = dict(self._environment)
+        if job.env:
+            env.update(job.env)
         env.update(job_environment(job, self.id))
         run = ShellRun(
             job.command,

@@ -82,7 +82,7 @@ class Maintenance(PeriodicTask):
         if self.service.store.save_output(job, self.worker_id, output):
             self._saved = (job.id, output)
         elif not self.service.store.holds_claim(job, self.worker_id):
-            lost(self.worker_id, job, run)
+            lost(self.worker_id, running, self.current)
 
     def _rescue(self, settings: Settings) -> None:
         fault_point("rescue")

@@ -93,6 +93,9 @@ class Supervisor:
                 self._step()
         finally:
             self.guard.close()
+            # A late Ctrl+C still pending would raise KeyboardInterrupt once unblocked.
+            while signal.sigtimedwait(SUPERVISOR_SIGNALS | WORKER_SIGNALS, 0) is not None:
+                pass
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS | WORKER_SIGNALS)
         return 1 if self.failures else 0
 
