@@ -66,7 +66,9 @@ def test_a_killed_guard_is_replaced(q: Queuectl) -> None:
 # -- a bug in any task ends the worker safely -------------------------------------------
 
 
-@pytest.mark.parametrize("task", ["heartbeat", "rescue", "output", "retention", "job-loop"])
+@pytest.mark.parametrize(
+    "task", ["heartbeat", "rescue", "output", "retention", "schedules", "job-loop"]
+)
 def test_a_bug_in_a_worker_task_ends_the_worker_safely(q: Queuectl, task: str) -> None:
     """The worker stops claiming, kills its running job, records the attempt as failed
     with the error, prints the traceback and exits; the supervisor starts another."""
