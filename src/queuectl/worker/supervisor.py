@@ -29,6 +29,7 @@ log = logging.getLogger("queuectl.worker")
 RESTART_DELAY = 0.5  # seconds before replacing a crashed worker, doubling while they crash
 RESTART_DELAY_MAX = 30.0  # seconds
 RESTART_CALM = 60.0  # seconds without a crash after which the delay starts over
+GUARD_RESTARTS = 5  # guards started again within RESTART_CALM before giving up on one
 WAIT_SLICE = 1.0  # seconds; the longest the supervisor sleeps without looking around
 # Blocked in the supervisor (read with sigtimedwait) and, across the fork, in every worker
 # until its own signal thread reads them.
@@ -74,6 +75,7 @@ class Supervisor:
         self.failures = 0  # workers that ended badly and were not replaced
         self.restarts: list[float] = []  # when each pending replacement may start
         self.pacer = RestartPacer()
+        self.guard_deaths: list[float] = []  # when the guard ended, lately
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS | WORKER_SIGNALS)
@@ -139,12 +141,26 @@ class Supervisor:
             if pid == 0:
                 return
             if pid == self.guard.pid:
-                log.warning("the job guard ended (%s); starting another", _describe(status))
-                self.guard.start()
+                self._guard_ended(status)
                 continue
             self.children.pop(pid, None)
             self.guard.forget(pid)
             self._worker_ended(pid, os.waitstatus_to_exitcode(status))
+
+    def _guard_ended(self, status: int) -> None:
+        now = time.monotonic()
+        self.guard_deaths = [at for at in self.guard_deaths if now - at < RESTART_CALM]
+        self.guard_deaths.append(now)
+        if len(self.guard_deaths) > GUARD_RESTARTS:
+            log.error(
+                "the job guard keeps ending (%s); running without it: jobs may outlive a "
+                "killed worker until a rescue",
+                _describe(status),
+            )
+            self.guard.close()
+            return
+        log.warning("the job guard ended (%s); starting another", _describe(status))
+        self.guard.start()
 
     def _worker_ended(self, pid: int, code: int) -> None:
         if code == 0:
