@@ -21,7 +21,7 @@ log = logging.getLogger("queuectl.worker")
 
 MAX_HEARTBEAT_INTERVAL = 2.0  # seconds; SPEC: at least every lease-timeout / 3
 RETRY_AFTER_ERROR = 1.0  # seconds; the store could not be reached
-MAX_TICK = 0.5  # seconds; how soon a shortened lease-timeout is noticed
+MAX_TICK = 1.0  # seconds; how soon a shortened lease-timeout is noticed
 
 Running = Callable[[], tuple[Job, ShellRun] | None]
 
@@ -53,7 +53,7 @@ class Heartbeat(PeriodicTask):
         now = time.monotonic()
         try:
             fault_point("heartbeat")
-            lease = self.service.settings().lease_timeout
+            lease = self.settings().lease_timeout
             # A shorter lease applies to this worker at once: beat now, or a rescuer using
             # the new lease could take a live worker for a dead one.
             if woken or lease < self._lease or now >= self._next_beat:

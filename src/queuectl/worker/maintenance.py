@@ -29,7 +29,7 @@ SCHEDULE_INTERVAL = 1.0  # seconds between looks for due schedule firings
 # Of lease-timeout, between two looks for stale jobs: a dead worker's job is rescued at most
 # lease-timeout * (1 + RESCUE_FRACTION) after its last heartbeat (one cheap query a look).
 RESCUE_FRACTION = 0.25
-MAX_TICK = 0.5  # seconds
+MAX_TICK = 1.0  # seconds
 
 
 class Maintenance(PeriodicTask):
@@ -51,7 +51,7 @@ class Maintenance(PeriodicTask):
     def tick(self, *, woken: bool) -> float:
         now = time.monotonic()
         try:
-            settings = self.service.settings()
+            settings = self.settings()
             if now >= self._next["output"]:
                 self._save_output()
                 self._next["output"] = now + OUTPUT_SAVE_INTERVAL
