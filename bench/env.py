@@ -368,10 +368,11 @@ class Workers:
         )
 
     def children(self, timeout: float = 30.0) -> list[int]:
-        """The worker processes (the supervisor's children), once all `count` exist."""
+        """The worker processes (the supervisor's children but its guard), once all
+        `count` exist."""
         deadline = time.monotonic() + timeout
         while True:
-            found = children_of(self.proc.pid)
+            found = [pid for pid in children_of(self.proc.pid) if not is_guard(pid)]
             if len(found) >= self.count:
                 return found
             if self.proc.poll() is not None:
@@ -428,6 +429,19 @@ class Workers:
 # -- /proc ------------------------------------------------------------------------------
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def is_guard(pid: int) -> bool:
+    """True for the guard process `worker start` keeps beside its workers."""
+    try:
+        return b"queuectl.worker.guard" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def guard_of(pid: int) -> int | None:
+    """The guard process of the `worker start` with this pid, if it has one."""
+    return next((child for child in children_of(pid) if is_guard(child)), None)
 
 
 def children_of(pid: int) -> list[int]:
