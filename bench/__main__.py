@@ -19,15 +19,8 @@ from pathlib import Path
 from types import FrameType
 
 from bench import enqueue, footprint, latency, scale, throughput
-from bench.env import (
-    ROOT,
-    Context,
-    PgServer,
-    compile_sources,
-    find_pg_server,
-    load_average,
-    machine_facts,
-)
+from bench.env import ROOT, Context, PgServer, compile_sources, find_pg_server
+from bench.machine import load_average, machine_facts
 from bench.report import Run, print_table, write_markdown
 from bench.results import BenchError, Result, Sizes
 

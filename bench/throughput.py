@@ -3,8 +3,9 @@ a shell can do with the same two slots (`xargs -P2`) on the same machine, right 
 
 from __future__ import annotations
 
-from bench.env import Context, Store, Workers, child_env, fresh_store, timed
+from bench.env import Context, Store, child_env, fresh_store, timed
 from bench.results import BenchError, Result, Target, median
+from bench.workers import Workers
 
 FIGURE = "1. Throughput"
 TARGETS = {
