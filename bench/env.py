@@ -18,11 +18,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from bench.peers.install import Peers
 from bench.results import BenchError, Sizes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +166,7 @@ class Context:
     sizes: Sizes
     scratch: Path
     pg: PgServer | None
+    peers: Peers = field(default_factory=lambda: Peers.off("not asked for"))
 
 
 class Store:
@@ -313,26 +315,33 @@ def _epoch_pg(sql: str) -> str:
 
 
 @contextmanager
-def fresh_store(ctx: Context, backend: str, label: str) -> Iterator[Store]:
-    """A brand-new store for one figure: a temp folder for SQLite, a new database (dropped
-    afterwards, WITH (FORCE) so a stray worker cannot keep it alive) for PostgreSQL."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"{label}-{backend}-", dir=ctx.scratch))
-    store: Store | None = None
-    name: str | None = None
+def scratch_database(pg: PgServer | None, label: str = "bench") -> Iterator[str]:
+    """The URL of a brand-new database, dropped afterwards WITH (FORCE) so that a stray
+    worker or consumer cannot keep it alive."""
+    if pg is None:
+        raise BenchError("PostgreSQL is not available")
+    name = f"{label}_{secrets.token_hex(6)}"
+    pg.admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        if backend == "sqlite":
-            store = Store(backend, str(workdir / "queuectl.db"), workdir)
-        else:
-            if ctx.pg is None:
-                raise BenchError("PostgreSQL is not available")
-            name = f"bench_{secrets.token_hex(6)}"
-            ctx.pg.admin.execute(f'CREATE DATABASE "{name}"')
-            store = Store(backend, database_url(ctx.pg.url, name), workdir)
-        yield store
+        yield database_url(pg.url, name)
     finally:
-        if store is not None:
-            store.close()
-        if name is not None and ctx.pg is not None:
-            with contextlib.suppress(Exception):
-                ctx.pg.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with contextlib.suppress(Exception):
+            pg.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def fresh_store(ctx: Context, backend: str, label: str) -> Iterator[Store]:
+    """A brand-new store for one figure: a temp folder for SQLite, a new database for
+    PostgreSQL."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{label}-{backend}-", dir=ctx.scratch))
+    try:
+        with contextlib.ExitStack() as stack:
+            if backend == "sqlite":
+                target = str(workdir / "queuectl.db")
+            else:
+                target = stack.enter_context(scratch_database(ctx.pg))
+            store = Store(backend, target, workdir)
+            stack.callback(store.close)
+            yield store
+    finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -49,6 +49,8 @@ def fmt_ratio(result: Result) -> str:
 def verdict(result: Result) -> str:
     if result.error is not None:
         return "ERROR"
+    if result.not_measured is not None:
+        return "not measured"
     if result.passed is None:
         return "—"
     return "pass" if result.passed else "FAIL"
@@ -92,6 +94,12 @@ def print_table(run: Run, console: Console | None = None) -> None:
     for result in run.results:
         if result.error is not None:
             console.print(f"[bold red]error[/] {result.figure} ({result.backend}): {result.error}")
+    for result in run.results:
+        if result.not_measured is not None:
+            console.print(
+                f"[yellow]not measured[/] {result.figure} {result.name} ({result.backend}):"
+                f" {result.not_measured}"
+            )
     for reason in run.skipped:
         console.print(f"[yellow]skipped[/] {reason}")
 
@@ -171,6 +179,9 @@ def _details(ordered: Sequence[Result]) -> list[str]:
         lines.append(f"- **{r.backend}, {r.name}**: {r.metric}.")
         if r.error is not None:
             lines.append(f"  **Error**: {r.error}")
+            continue
+        if r.not_measured is not None:
+            lines.append(f"  Not measured: {r.not_measured}.")
             continue
         lines.append(f"  Value {fmt(r.value, r.unit)}.")
         if r.reference is not None:
