@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.env import Context, fresh_store, scratch_database, timed
 from bench.peers import drains
-from bench.results import Result, Target, median
+from bench.results import BenchError, Result, Target, median
 
 FIGURE = "7. PostgreSQL start-up"
 HALF_OF_PGQ = Target("ratio_max", 0.5, "≤ 0.5x `pgq queue`")
@@ -43,15 +43,26 @@ def run(ctx: Context, backend: str) -> list[Result]:
         if missing is None:
             url = stack.enter_context(scratch_database(ctx.pg, "peer"))
             workdir = Path(tempfile.mkdtemp(prefix="pgq-", dir=ctx.scratch))
-            drains.pgqueuer_install(ctx.peers, url, workdir)
             argv = [str(ctx.peers.bin("pgq")), "queue", drains.PGQ_ENTRYPOINT]
             env = drains.pgqueuer_env(url)
             commands[PGQ] = lambda: timed(argv, env, cwd=workdir)
+            try:
+                drains.pgqueuer_install(ctx.peers, url, workdir)
+            except BenchError as exc:
+                missing = f"`pgq install` failed: {exc}"
+                del commands[PGQ]
         times: dict[str, list[float]] = {name: [] for name in commands}
         for number in range(WARM_UP + runs):
             # Interleaved, so that a burst of load from elsewhere hits every command alike.
-            for name, command in commands.items():
-                seconds = command()
+            for name, command in list(commands.items()):
+                try:
+                    seconds = command()
+                except BenchError as exc:
+                    if name != PGQ:
+                        raise
+                    missing = f"`pgq queue` failed: {exc}"  # the peer's fault: go on
+                    del commands[PGQ]
+                    continue
                 if number >= WARM_UP:
                     times[name].append(seconds * 1000)
     return results(times, runs, missing)

@@ -118,10 +118,11 @@ def run_rounds(ctx: Context, everyone: list[Contender], rounds: int) -> None:
             workdir = Path(tempfile.mkdtemp(prefix="round-", dir=ctx.scratch))
             try:
                 contender.drains.append(contender.measure(workdir))
-            except BenchError as exc:
+            except Exception as exc:
                 if contender.peer is None:
                     raise
-                contender.failed = str(exc)  # a peer that breaks is reported, not fatal
+                # A peer that breaks is reported as not measured, and the rounds go on.
+                contender.failed = str(exc) if isinstance(exc, BenchError) else repr(exc)
                 print(f"  {contender.label} failed: {exc}", flush=True)
 
 

@@ -140,7 +140,10 @@ def tsp_drain(program: Path, workdir: Path, jobs: int) -> Drain:
             start = time.perf_counter()
             with gate.open("w") as release:
                 release.write("go\n")
-            waiter.wait(drain_timeout(jobs))
+            try:
+                waiter.wait(drain_timeout(jobs))
+            except subprocess.TimeoutExpired as exc:
+                raise BenchError(f"task-spooler did not finish {jobs} jobs in time") from exc
             states = _states(tsp, env, workdir)
             for job_id in range(gate_id + 1, last + 1):
                 if states.get(job_id, ("?",))[0] != "finished":
