@@ -4,6 +4,7 @@ pick instead, all in interleaved rounds on the same machine, right then."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,6 +125,8 @@ def run_rounds(ctx: Context, everyone: list[Contender], rounds: int) -> None:
                 # A peer that breaks is reported as not measured, and the rounds go on.
                 contender.failed = str(exc) if isinstance(exc, BenchError) else repr(exc)
                 print(f"  {contender.label} failed: {exc}", flush=True)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run(ctx: Context, backend: str) -> list[Result]:
