@@ -3,7 +3,8 @@ users would, at most two at a time.
 
 `$PGDSN` names a database where `pgq install` has created pgqueuer's schema. `enqueue(N)`
 loads N jobs in one call; `drain()` runs one consumer in drain mode, which exits by itself
-once the queue is empty.
+once the queue is empty. It calls `PgQueuer.run` itself, as `pgq run` does: the `pgq run`
+of pgqueuer 1.6.0 stops at start-up on its own `--log-level` default.
 
 How the two slots are kept, and on which event loop, was chosen by measurement (the
 fastest way that never runs more than two jobs at once): a semaphore in the handler with
