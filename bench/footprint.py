@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import time
 
-from bench.env import Context, Workers, bare_python_rss_kb, fresh_store, guard_of, memory_kb
+from bench.env import Context, fresh_store
+from bench.machine import bare_python_rss_kb
+from bench.procfs import guard_of, memory_kb
 from bench.results import Result, Target
+from bench.workers import Workers
 
 FIGURE = "6. Footprint"
 IDLE_TARGET = Target("value_max", 30.0, "< 30 MB")
