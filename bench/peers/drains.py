@@ -235,11 +235,12 @@ def pgqueuer_install(peers: Peers, url: str, workdir: Path) -> None:
     run_step([str(peers.bin("pgq")), "install"], pgqueuer_env(url), workdir)
 
 
-def pgqueuer_drain(peers: Peers, url: str, workdir: Path, jobs: int) -> Drain:
+def pgqueuer_drain(peers: Peers, url: str, workdir: Path, jobs: int, slots: str) -> Drain:
     """One pgqueuer consumer in drain mode on a database where `pgq install` ran; it
-    exits by itself once the queue is empty."""
-    log = workdir / "pgqueuer.times"
-    env = pgqueuer_env(url, log)
+    exits by itself once the queue is empty. `slots`: `limit` or `semaphore` (see
+    bench/peers/apps/pgqueuer_jobs.py)."""
+    log = workdir / f"pgqueuer-{slots}.times"
+    env = dict(pgqueuer_env(url, log), PGQ_SLOTS=slots)
     python = str(peers.program("pgqueuer"))
     run_step([python, "-c", f"from {PGQUEUER_APP} import enqueue; enqueue({jobs})"], env, workdir)
     started = time.perf_counter()

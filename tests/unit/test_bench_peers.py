@@ -72,7 +72,7 @@ def test_a_peer_that_lost_jobs_cannot_pass_for_a_fast_one(tmp_path: Path) -> Non
 
 def test_a_failed_comparison_says_why_not_error(tmp_path: Path) -> None:
     peers = Peers(found={"pgqueuer": Path("python")})
-    broken = _contender("pgqueuer", [], "pgqueuer")
+    broken = _contender("pgqueuer (limit)", [], "pgqueuer")
     broken.failed = "pgq install exited 1: permission denied"
     everyone = [_contender("xargs", [0.5]), _contender("queuectl", [1.0]), broken]
     (result,) = comparisons(_context(tmp_path, peers), "postgres", everyone)

@@ -6,12 +6,14 @@ loads N jobs in one call; `drain()` runs one consumer in drain mode, which exits
 once the queue is empty. It calls `PgQueuer.run` itself, as `pgq run` does: the `pgq run`
 of pgqueuer 1.6.0 stops at start-up on its own `--log-level` default.
 
-How the two slots are kept, and on which event loop, was chosen by measurement (the
-fastest way that never runs more than two jobs at once): a semaphore in the handler with
-the default batch size, on the standard asyncio loop. pgqueuer's own limits (an entrypoint
-`concurrency_limit=2`, or `max_concurrent_tasks`) wait for its 100 ms status flush and
-poll between batches, and uvloop reaps child processes slowly here: each of those was 4 to
-20 times slower on this workload.
+Two ways of keeping two slots, chosen by `$PGQ_SLOTS`:
+- `limit` (the default): the entrypoint's documented `concurrency_limit=2`, as a user who
+  wants two jobs at a time writes it. It waits for pgqueuer's 100 ms status flush and polls
+  between batches.
+- `semaphore`: the fastest way found by measurement that never runs more than two jobs at
+  once: a semaphore in the handler with the default batch size. The consumer then holds a
+  whole batch picked ahead of the two running jobs.
+Both on the standard asyncio loop (uvloop reaps child processes slowly here).
 """
 
 from __future__ import annotations
@@ -37,18 +39,29 @@ async def consumer() -> Any:
     """The PgQueuer instance: the factory a `pgq run` would be given."""
     connection = await asyncpg.connect(os.environ["PGDSN"])
     pgq = PgQueuer(AsyncpgDriver(connection))
-    slots = asyncio.Semaphore(SLOTS)
     log = open_log()
 
-    async def run_true(job: Any) -> None:
-        async with slots:
-            start = time.time()
-            process = await asyncio.create_subprocess_exec("sh", "-c", "true")
-            if await process.wait() != 0:
-                raise RuntimeError("sh -c true failed")
-            record(log, start)
+    async def run_once() -> None:
+        start = time.time()
+        process = await asyncio.create_subprocess_exec("sh", "-c", "true")
+        if await process.wait() != 0:
+            raise RuntimeError("sh -c true failed")
+        record(log, start)
 
-    pgq.entrypoint(ENTRYPOINT)(run_true)
+    if os.environ.get("PGQ_SLOTS", "limit") == "semaphore":
+        slots = asyncio.Semaphore(SLOTS)
+
+        async def run_true(job: Any) -> None:
+            async with slots:
+                await run_once()
+
+        pgq.entrypoint(ENTRYPOINT)(run_true)
+    else:
+
+        async def run_limited(job: Any) -> None:
+            await run_once()
+
+        pgq.entrypoint(ENTRYPOINT, concurrency_limit=SLOTS)(run_limited)
     return pgq
 
 
