@@ -1,8 +1,10 @@
-"""`python -m bench [--quick] [--backend sqlite|postgres|both] [--out docs/BENCHMARKS.md]`.
+"""`python -m bench [--quick] [--[no-]peers] [--backend sqlite|postgres|both] [--out FILE]`.
 
 Runs every figure on every backend asked for, prints the table and writes the report.
 Exits 0 whatever the numbers (timings on a shared machine are no reason to fail a build)
-and 1 only when a measurement crashed.
+and 1 only when a measurement crashed. The peers (task-spooler, huey, pgqueuer) are
+measured, and installed first if they are missing, in a full run or with --peers; a quick
+run leaves them out unless asked, so that it installs nothing.
 """
 
 from __future__ import annotations
@@ -18,16 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import enqueue, footprint, latency, scale, throughput
-from bench.env import (
-    ROOT,
-    Context,
-    PgServer,
-    compile_sources,
-    find_pg_server,
-    load_average,
-    machine_facts,
-)
+from bench import enqueue, footprint, latency, scale, startup, throughput
+from bench.env import PYTHON, ROOT, Context, PgServer, compile_sources, find_pg_server
+from bench.machine import load_average, machine_facts
+from bench.peers.install import Peers, find_peers
 from bench.report import Run, print_table, write_markdown
 from bench.results import BenchError, Result, Sizes
 
@@ -39,7 +35,10 @@ FIGURES: list[tuple[str, Figure]] = [
     (latency.FIGURE, latency.run),
     (scale.FIGURE, scale.run),
     (footprint.FIGURE, footprint.run),
+    (startup.FIGURE, startup.run),
 ]
+PEER_FIGURES = {1, 7}  # the figures that measure peers beside queuectl
+ONLY_ON = {startup.FIGURE: {"postgres"}}  # figures about one backend (it brings the other)
 BACKENDS = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"]}
 LOADED = 0.5  # a 1-minute load average above this many per core before we start: busy
 
@@ -57,7 +56,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         metavar="N[,N...]",
-        help="run only these figures (1-6), e.g. --only 1,4",
+        help=f"run only these figures (1-{len(FIGURES)}), e.g. --only 1,4",
+    )
+    parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure task-spooler, huey and pgqueuer beside queuectl, installing them"
+        " (apt-get; a scratch venv under ~/.cache/queuectl-bench) if missing"
+        " (default: on for a full run, off with --quick)",
     )
     parser.add_argument("--note", default="", help="a line to add to the report's header")
     return parser.parse_args(argv)
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     began = time.monotonic()
-    wanted = {int(n) for n in args.only.split(",")} if args.only else set(range(1, 7))
+    wanted = {int(n) for n in args.only.split(",")} if args.only else set(range(1, 99))
     backends = list(BACKENDS[args.backend])
     compile_sources()
     pg: PgServer | None = None
@@ -84,22 +91,26 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(f"PostgreSQL: {reason}")
             print(f"skipping PostgreSQL: {reason}", flush=True)
     sizes = Sizes.pick(args.quick)
+    peers = pick_peers(args, wanted)
     facts = machine_facts(pg)
+    facts["Peers"] = peers.summary()
     facts["Sizes"] = (
-        f"throughput {sizes.throughput_jobs:,} jobs; enqueue {sizes.enqueue_runs} runs; "
+        f"throughput {sizes.throughput_jobs:,} jobs x {sizes.throughput_rounds} rounds; "
+        f"enqueue {sizes.enqueue_runs} runs; "
         f"bulk {sizes.bulk_jobs:,} jobs; latency {sizes.latency_samples} samples, idle CPU "
         f"over {sizes.idle_cpu_seconds:g} s; scale {sizes.scale_finished:,} finished + "
         f"{sizes.scale_pending:,} pending; footprint {sizes.footprint_jobs:,} jobs"
     )
     results: list[Result] = []
     scratch = Path(tempfile.mkdtemp(prefix="queuectl-bench-"))
-    ctx = Context(sizes, scratch, pg)
+    ctx = Context(sizes, scratch, pg, peers)
     try:
         for number, (figure, measure) in enumerate(FIGURES, start=1):
             if number not in wanted:
                 continue
             for backend in backends:
-                results += run_one(ctx, figure, measure, backend)
+                if backend in ONLY_ON.get(figure, {backend}):
+                    results += run_one(ctx, figure, measure, backend)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if pg is not None:
@@ -119,6 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     write_markdown(run, args.out)
     print(f"report written to {args.out}")
     return 1 if any(result.error is not None for result in results) else 0
+
+
+def pick_peers(args: argparse.Namespace, wanted: set[int]) -> Peers:
+    """The peers for the figures that compare with them (1 and 7), installed when a full
+    run or --peers asks for them."""
+    measure = (not args.quick) if args.peers is None else args.peers
+    if not measure:
+        why = "--no-peers" if args.peers is False else "a quick run leaves them out (--peers)"
+        return Peers.off(why)
+    if not wanted & PEER_FIGURES:
+        return Peers.off("no figure here compares with them")
+    return find_peers(PYTHON, install=True)
 
 
 def run_one(ctx: Context, figure: str, measure: Figure, backend: str) -> list[Result]:
@@ -145,6 +168,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
         parts.append(f"--backend {args.backend}")
     if args.only:
         parts.append(f"--only {args.only}")
+    if args.peers is not None:
+        parts.append("--peers" if args.peers else "--no-peers")
     return " ".join(parts)
 
 

@@ -19,7 +19,8 @@ PER_CALL_TARGETS = {
 }
 BULK_TARGETS = {
     "sqlite": Target("value_min", 50_000, "≥ 50,000 jobs/s"),
-    "postgres": Target("value_min", 30_000, "≥ 30,000 jobs/s"),
+    # Against the driver's own COPY of the same rows, measured right after it.
+    "postgres": Target("ratio_min", 0.4, "≥ 0.4x the driver's COPY"),
 }
 WARM_UP = 2  # runs of each command thrown away: page cache, first connection (1 if quick)
 
@@ -53,7 +54,8 @@ def run_per_call(ctx: Context, backend: str) -> list[Result]:
             "one `enqueue`",
             f"median wall time of `queuectl enqueue '{job}'` ({runs} runs)"
             + (
-                "; the PostgreSQL target is half of pgqueuer's CLI (~660 ms)"
+                "; the PostgreSQL target is half of pgqueuer's CLI (~660 ms when it was set;"
+                " figure 7 measures `pgq queue` beside it in the same run)"
                 * (backend == "postgres")
             ),
             backend,

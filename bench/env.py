@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import secrets
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,12 +18,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from bench.peers.install import Peers
 from bench.results import BenchError, Sizes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,11 +97,11 @@ def timed(
             raise BenchError(f"{' '.join(argv)} took more than {timeout:g}s") from exc
         elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} exited {done.returncode}: {_tail(done.stderr)}")
+        raise BenchError(f"{' '.join(argv)} exited {done.returncode}: {tail(done.stderr)}")
     return elapsed
 
 
-def _tail(stderr: bytes | str | None) -> str:
+def tail(stderr: bytes | str | None) -> str:
     if not stderr:
         return "(no output)"
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
@@ -168,6 +166,7 @@ class Context:
     sizes: Sizes
     scratch: Path
     pg: PgServer | None
+    peers: Peers = field(default_factory=lambda: Peers.off("not asked for"))
 
 
 class Store:
@@ -210,7 +209,7 @@ class Store:
                 raise BenchError(f"queuectl {' '.join(args)} took more than {timeout:g}s") from exc
         if done.returncode != 0:
             raise BenchError(
-                f"queuectl {' '.join(args)} exited {done.returncode}: {_tail(done.stderr)}"
+                f"queuectl {' '.join(args)} exited {done.returncode}: {tail(done.stderr)}"
             )
         return done.stdout.decode(errors="replace")
 
@@ -316,232 +315,33 @@ def _epoch_pg(sql: str) -> str:
 
 
 @contextmanager
+def scratch_database(pg: PgServer | None, label: str = "bench") -> Iterator[str]:
+    """The URL of a brand-new database, dropped afterwards WITH (FORCE) so that a stray
+    worker or consumer cannot keep it alive."""
+    if pg is None:
+        raise BenchError("PostgreSQL is not available")
+    name = f"{label}_{secrets.token_hex(6)}"
+    pg.admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(pg.url, name)
+    finally:
+        with contextlib.suppress(Exception):
+            pg.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
 def fresh_store(ctx: Context, backend: str, label: str) -> Iterator[Store]:
-    """A brand-new store for one figure: a temp folder for SQLite, a new database (dropped
-    afterwards, WITH (FORCE) so a stray worker cannot keep it alive) for PostgreSQL."""
+    """A brand-new store for one figure: a temp folder for SQLite, a new database for
+    PostgreSQL."""
     workdir = Path(tempfile.mkdtemp(prefix=f"{label}-{backend}-", dir=ctx.scratch))
-    store: Store | None = None
-    name: str | None = None
     try:
-        if backend == "sqlite":
-            store = Store(backend, str(workdir / "queuectl.db"), workdir)
-        else:
-            if ctx.pg is None:
-                raise BenchError("PostgreSQL is not available")
-            name = f"bench_{secrets.token_hex(6)}"
-            ctx.pg.admin.execute(f'CREATE DATABASE "{name}"')
-            store = Store(backend, database_url(ctx.pg.url, name), workdir)
-        yield store
+        with contextlib.ExitStack() as stack:
+            if backend == "sqlite":
+                target = str(workdir / "queuectl.db")
+            else:
+                target = stack.enter_context(scratch_database(ctx.pg))
+            store = Store(backend, target, workdir)
+            stack.callback(store.close)
+            yield store
     finally:
-        if store is not None:
-            store.close()
-        if name is not None and ctx.pg is not None:
-            with contextlib.suppress(Exception):
-                ctx.pg.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-# -- worker processes -------------------------------------------------------------------
-
-
-class Workers:
-    """`queuectl worker start --count N [--burst]` as a user runs it, in its own session
-    so that a hung run can be killed as one process group."""
-
-    def __init__(self, store: Store, count: int, *, burst: bool = False) -> None:
-        self.store = store
-        self.count = count
-        args = ["worker", "start", "--count", str(count), "-q"]
-        if burst:
-            args.append("--burst")
-        self.log_path = store.workdir / f"worker-{secrets.token_hex(3)}.log"
-        self._log = self.log_path.open("wb")
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            store.argv(*args),
-            env=store.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=store.workdir,
-            start_new_session=True,
-        )
-
-    def children(self, timeout: float = 30.0) -> list[int]:
-        """The worker processes (the supervisor's children), once all `count` exist."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = children_of(self.proc.pid)
-            if len(found) >= self.count:
-                return found
-            if self.proc.poll() is not None:
-                raise BenchError(f"worker start exited {self.proc.returncode}: {self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"only {len(found)} of {self.count} workers started")
-            time.sleep(POLL)
-
-    def ready(self, timeout: float = 30.0) -> list[int]:
-        """Children started and registered in the store: they are serving."""
-        pids = self.children(timeout)
-        self.store.wait_for(
-            "workers to register", lambda: self.store.running_workers() >= self.count, timeout
-        )
-        return pids
-
-    def wait(self, timeout: float) -> float:
-        """Wait for a burst run to end by itself; its wall seconds since start."""
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired as exc:
-            self.stop()
-            raise BenchError(f"workers still running after {timeout:g}s") from exc
-        elapsed = time.perf_counter() - self.started
-        self._log.close()
-        if code != 0:
-            raise BenchError(f"worker start exited {code}: {self.log_tail()}")
-        return elapsed
-
-    def stop(self) -> None:
-        """SIGTERM to the supervisor (a graceful stop); SIGKILL to the group if it hangs."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT)
-        self._log.close()
-
-    def log_tail(self) -> str:
-        self._log.flush()
-        return _tail(self.log_path.read_bytes())
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-# -- /proc ------------------------------------------------------------------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def children_of(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        return sorted(int(p) for p in text.split())
-    except OSError:
-        pass
-    found = []  # kernels without CONFIG_PROC_CHILDREN: scan every process's parent
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return sorted(found)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # After the command name: state is field 3, utime field 14 and stime field 15.
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def memory_kb(pid: int, key: str = "VmRSS") -> int:
-    """A line of /proc/PID/status (VmRSS, VmHWM), or of smaps_rollup for Pss."""
-    source = "smaps_rollup" if key == "Pss" else "status"
-    for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1])
-    raise BenchError(f"no {key} in /proc/{pid}/{source}")
-
-
-def bare_python_rss_kb() -> int:
-    """VmRSS of this interpreter doing nothing: the floor under any Python worker."""
-    proc = subprocess.Popen(
-        [PYTHON, "-c", "import sys; sys.stdin.read()"],
-        env=child_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(0.5)
-        return memory_kb(proc.pid)
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(10)
-
-
-# -- the machine ------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    with contextlib.suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "unknown"
-
-
-def git_revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}{' (with uncommitted changes)' if dirty else ''}"
-
-
-def queuectl_version() -> str:
-    try:
-        return subprocess.run(
-            [str(queuectl_script()), "--version"],
-            env=child_env(), capture_output=True, text=True, timeout=30, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError, BenchError):
-        return "unknown"
-
-
-def machine_facts(pg: PgServer | None) -> dict[str, str]:
-    """What a reader needs to judge the numbers: hardware, versions, load, when."""
-    cores = os.cpu_count() or 0
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    return {
-        "CPU": cpu_model(),
-        "Cores": f"{cores}" + (f" ({usable} usable)" if usable != cores else ""),
-        "Memory": _memory_total(),
-        "Kernel": platform.release(),
-        "Python": f"{platform.python_version()} ({PYTHON})",
-        "SQLite": sqlite3.sqlite_version,
-        "PostgreSQL server": pg.version if pg else "not available",
-        "queuectl": f"{queuectl_version()}, commit {git_revision()}",
-        "Date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "Load average at start": load_average(),
-    }
-
-
-def _memory_total() -> str:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    return "unknown"

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import time
 
-from bench.env import Context, Workers, bare_python_rss_kb, fresh_store, memory_kb
+from bench.env import Context, fresh_store
+from bench.machine import bare_python_rss_kb
+from bench.procfs import guard_of, memory_kb
 from bench.results import Result, Target
+from bench.workers import Workers
 
 FIGURE = "6. Footprint"
 IDLE_TARGET = Target("value_max", 30.0, "< 30 MB")
@@ -24,6 +27,8 @@ def run(ctx: Context, backend: str) -> list[Result]:
             pids = workers.ready()
             time.sleep(sizes.footprint_idle_wait)
             idle = {pid: memory_kb(pid) / 1024 for pid in pids}
+            guard = guard_of(workers.proc.pid)
+            guard_mb = memory_kb(guard) / 1024 if guard is not None else float("nan")
             pss = {pid: memory_kb(pid, "Pss") / 1024 for pid in pids}
             start = time.perf_counter()
             store.cli("enqueue", "-", stdin=store.jobs_file(jobs), timeout=120 + jobs / 500)
@@ -66,5 +71,17 @@ def run(ctx: Context, backend: str) -> list[Result]:
             "its VmRSS while idle before the jobs",
             GROWTH_TARGET,
             f"{per_worker}; {jobs / elapsed:,.0f} jobs/s",
+        ),
+        Result(
+            FIGURE,
+            "guard RSS",
+            "VmRSS of the guard process (one per `worker start`, not per worker)",
+            backend,
+            guard_mb,
+            "MB",
+            floor,
+            "VmRSS of a bare `python` waiting on stdin",
+            IDLE_TARGET,
+            "kills a dead worker's jobs; runs in a session of its own",
         ),
     ]

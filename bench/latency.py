@@ -10,8 +10,10 @@ from __future__ import annotations
 import random
 import time
 
-from bench.env import Context, Store, Workers, children_of, cpu_seconds, fresh_store
+from bench.env import Context, Store, fresh_store
+from bench.procfs import children_of, cpu_seconds
 from bench.results import BenchError, Result, Target, median, percentile
+from bench.workers import Workers
 
 FIGURE = "4. Pickup latency"
 MEDIAN_TARGETS = {

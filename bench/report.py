@@ -49,6 +49,8 @@ def fmt_ratio(result: Result) -> str:
 def verdict(result: Result) -> str:
     if result.error is not None:
         return "ERROR"
+    if result.not_measured is not None:
+        return "not measured"
     if result.passed is None:
         return "—"
     return "pass" if result.passed else "FAIL"
@@ -92,6 +94,12 @@ def print_table(run: Run, console: Console | None = None) -> None:
     for result in run.results:
         if result.error is not None:
             console.print(f"[bold red]error[/] {result.figure} ({result.backend}): {result.error}")
+    for result in run.results:
+        if result.not_measured is not None:
+            console.print(
+                f"[yellow]not measured[/] {result.figure} {result.name} ({result.backend}):"
+                f" {result.not_measured}"
+            )
     for reason in run.skipped:
         console.print(f"[yellow]skipped[/] {reason}")
 
@@ -151,8 +159,9 @@ def markdown(run: Run) -> str:
         "`make bench` runs the full suite on both backends (PostgreSQL from",
         "`QUEUECTL_BENCH_PG_URL`, else `QUEUECTL_TEST_PG_URL`, else",
         "`postgresql://postgres@127.0.0.1:5432/postgres`; skipped with a reason when none",
-        "answers); `make bench-quick` the quick one. The exit status is 0 whatever the numbers",
-        "and non-zero only when a measurement crashed.",
+        "answers); `make bench-quick` the quick one, without the peers (`--peers` adds them).",
+        "The exit status is 0 whatever the numbers and non-zero only when a measurement",
+        "crashed.",
         "",
     ]
     return "\n".join(lines)
@@ -171,6 +180,9 @@ def _details(ordered: Sequence[Result]) -> list[str]:
         lines.append(f"- **{r.backend}, {r.name}**: {r.metric}.")
         if r.error is not None:
             lines.append(f"  **Error**: {r.error}")
+            continue
+        if r.not_measured is not None:
+            lines.append(f"  Not measured: {r.not_measured}.")
             continue
         lines.append(f"  Value {fmt(r.value, r.unit)}.")
         if r.reference is not None:
@@ -195,9 +207,42 @@ METHOD = """## Method
 - **Start-up as installed.** `python -m compileall -q src` runs first, and every measured
   process runs without `PYTHONDONTWRITEBYTECODE`, so start-up loads bytecode as an
   installed package does.
-- **References in the same run.** `xargs` is run before and after the throughput
-  measurement and the median taken; `python -c pass` is interleaved run by run with the
-  command it is compared with, so a burst of load from elsewhere hits both.
+- **References in the same run.** Throughput is measured in interleaved rounds: each
+  round drains the same N jobs with `seq N | xargs -P2 -I{} sh -c true`, with queuectl and
+  with each peer, in an order turned by one every round; each figure is the median over
+  the rounds, and every round's rates are listed as ratios to that round's `xargs`.
+  `python -c pass`, `pgq queue` and the SQLite commands are interleaved run by run with
+  the command they are compared with, so a burst of load from elsewhere hits both.
+- **Peers.** task-spooler, huey and pgqueuer drain the same `sh -c true` jobs with two
+  slots, all enqueued before anything runs, timed from the first start to the last end:
+  - *task-spooler* (Debian's `task-spooler`, `tsp`): a private server (its own `TS_SOCKET`
+    in a temporary folder, so no user's queue is touched), `tsp -S 2`, output files as
+    by default. A gate job queued with `-N 2` holds both slots, blocked on a FIFO, while
+    the N jobs are queued; the clock starts when the FIFO is written and stops when
+    `tsp -w` on the last job returns and `tsp -l` shows every job finished with status 0.
+    Its span so includes the gate's exit and one client's wake-up (about a millisecond).
+  - *huey* on `SqliteHuey`: N tasks enqueued with the consumer stopped, then
+    `huey_consumer -w 2`, once with `-k thread` and once with `-k process`; each task runs
+    `subprocess.run(['sh', '-c', 'true'])` and appends its start and end time to a file.
+    queuectl is compared with the faster of the two.
+  - *pgqueuer* on a fresh database after `pgq install`: N jobs enqueued in one call, then
+    one consumer in drain mode (asyncpg driver) whose handler runs
+    `asyncio.create_subprocess_exec('sh', '-c', 'true')` and records its times. Two slots
+    are kept by a semaphore in the handler, with the default batch size, on the standard
+    asyncio loop: the fastest configuration that never runs more than two jobs at once.
+    An entrypoint `concurrency_limit=2` or `max_concurrent_tasks` (each waits for a 100 ms
+    status flush or poll between batches) and uvloop (slow to reap children here) were
+    several times slower.
+  - *Installing them.* A full run, or `--peers`, installs what is missing: `apt-get
+    install task-spooler` (as root), and huey and `pgqueuer[asyncpg]` with pip into a
+    scratch virtual environment, `~/.cache/queuectl-bench/peers-venv` (or
+    `$QUEUECTL_BENCH_PEERS`), never into the project's. A quick run leaves the peers out
+    and installs nothing unless given `--peers`. A peer that is missing, cannot be
+    installed or fails is reported as "not measured" with the reason; the rest goes on.
+- **PostgreSQL start-up (figure 7).** One `enqueue`, `status` and `show ID` on a
+  PostgreSQL store, against pgqueuer's CLI enqueuing one job (`pgq queue run_true`) and
+  against the same command on a SQLite store: wall time of the whole command, one warm-up
+  run of each thrown away, then the median of the interleaved runs.
 - **Store timestamps.** Throughput spans the first `started_at` to the last `finished_at`
   of the jobs; pickup latency is `created_at` → `started_at` of each job. They are read
   with a plain driver connection at full precision (the CLI prints milliseconds).

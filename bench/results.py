@@ -52,6 +52,9 @@ class Result:
     target: Target | None = None
     detail: str = ""
     error: str | None = None
+    # Why a comparison could not be made (a peer that is not installed or not asked
+    # for): reported as such, never as a failure or a crash.
+    not_measured: str | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -63,6 +66,8 @@ class Result:
     def passed(self) -> bool | None:
         if self.error is not None or self.value is None or self.target is None:
             return None
+        if self.not_measured is not None:
+            return None
         return self.target.check(self.value, self.reference)
 
 
@@ -72,7 +77,7 @@ class Sizes:
 
     quick: bool
     throughput_jobs: int
-    reference_runs: int
+    throughput_rounds: int  # interleaved rounds of xargs, queuectl and the peers
     enqueue_runs: int
     bulk_jobs: int
     latency_samples: int
@@ -87,10 +92,8 @@ class Sizes:
     @classmethod
     def pick(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(True, 200, 3, 10, 5_000, 20, 2.0, 3.0, 20_000, 1_000, 3, 2_000, 1.0)
-        return cls(
-            False, 2_000, 3, 30, 100_000, 200, 2.0, 10.0, 1_000_000, 10_000, 15, 100_000, 2.0
-        )
+            return cls(True, 200, 2, 10, 5_000, 20, 2.0, 3.0, 20_000, 1_000, 3, 2_000, 1.0)
+        return cls(False, 900, 5, 30, 100_000, 200, 2.0, 10.0, 1_000_000, 10_000, 15, 100_000, 2.0)
 
 
 def median(values: Sequence[float]) -> float:

@@ -4,21 +4,45 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
+import math
 import os
-import selectors
+import select
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from queuectl.core.models import RunResult
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a timed-out or killed run
 LEFTOVER_GRACE = 0.5  # seconds background processes get after the shell itself exits
 READ_CHUNK = 65536  # bytes
+POLL_SLICE = 0.1  # seconds; the longest wait between two looks at the clock and the shell
 PR_SET_PDEATHSIG = 1  # prctl options, from <linux/prctl.h>
 PR_SET_CHILD_SUBREAPER = 36
+# A job with a working directory: the first shell enters it, then becomes the job's shell.
+ENTER_CWD_THEN_RUN = 'cd -P -- "$1" || exit 126; exec /bin/sh -c "$2"'
+# Signals a job starts with at their default action, whatever the worker did with them.
+RESET_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in (
+        "SIGPIPE",
+        "SIGXFSZ",
+        "SIGINT",
+        "SIGTERM",
+        "SIGHUP",
+        "SIGQUIT",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGCHLD",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGTSTP",
+    )
+    if hasattr(signal, name)
+)
 
 
 class ShellRun:
@@ -33,12 +57,8 @@ class ShellRun:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         reap_orphans: bool = False,
-        die_with_parent: bool = False,
     ) -> None:
         self.command = command
-        # The shell gets SIGKILL when the process (thread) that started it dies, so that a
-        # worker killed outright does not leave its job running unsupervised (Linux).
-        self.die_with_parent = die_with_parent
         # In a child subreaper (the worker), the job's orphaned background processes
         # become our children: reap them, or they linger as zombies.
         self.reap_orphans = reap_orphans
@@ -76,27 +96,23 @@ class ShellRun:
 
     def run(self) -> RunResult:
         started = time.monotonic()
+        reader, writer = os.pipe()  # both close-on-exec: the shell gets only its dup2 copies
         try:
-            proc = subprocess.Popen(
-                ["/bin/sh", "-c", self.command],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=self.env,
-                cwd=self.cwd,
-                preexec_fn=_die_with_parent_hook() if self.die_with_parent else None,
-            )
+            pid = spawn_shell(self.command, writer, env=self.env, cwd=self.cwd)
         except OSError as exc:
+            os.close(reader)
             return RunResult(
                 exit_code=None,
                 spawn_error=self._spawn_error(exc),
                 duration=time.monotonic() - started,
             )
-        self.pid = proc.pid
-        output = self._output
-        timed_out = self._pump(proc, output, started + self.timeout)
-        returncode = proc.wait()
+        finally:
+            os.close(writer)
+        self.pid = pid
+        try:
+            timed_out, returncode = self._pump(pid, reader, started + self.timeout)
+        finally:
+            os.close(reader)
         text = self.output_so_far(final=True)
         duration = time.monotonic() - started
         if returncode < 0:
@@ -114,41 +130,42 @@ class ShellRun:
             duration=duration,
         )
 
-    def _pump(self, proc: subprocess.Popen[bytes], output: bytearray, deadline: float) -> bool:
-        """Collect output until the shell exits; kill the group on timeout. True if timed out."""
-        assert proc.stdout is not None
-        pipe = proc.stdout.fileno()
+    def _pump(self, pid: int, pipe: int, deadline: float) -> tuple[bool, int]:
+        """Collect output until the shell exits; kill the group on timeout or `kill()`.
+
+        Returns (timed out, the shell's exit code or minus the signal that ended it)."""
+        output = self._output
         os.set_blocking(pipe, False)
-        selector = selectors.DefaultSelector()
-        selector.register(pipe, selectors.EVENT_READ)
-        exit_fd = _watch_exit(selector, proc.pid)
+        poller = select.poll()
+        poller.register(pipe, select.POLLIN)
+        exit_fd = _pidfd(pid)
+        if exit_fd is not None:
+            poller.register(exit_fd, select.POLLIN)
         timed_out = False
         kill_at: float | None = None  # when SIGKILL follows the SIGTERM already sent
         pipe_open = True
         try:
-            while proc.poll() is None:
+            while (returncode := _exit_code(pid)) is None:
                 now = time.monotonic()
                 if kill_at is None and (now >= deadline or self._killed.is_set()):
                     timed_out = not self._killed.is_set()
-                    _signal_group(proc.pid, signal.SIGTERM)
+                    _signal_group(pid, signal.SIGTERM)
                     kill_at = now + KILL_GRACE
                 elif kill_at is not None and now >= kill_at:
-                    _signal_group(proc.pid, signal.SIGKILL)
+                    _signal_group(pid, signal.SIGKILL)
                     kill_at = float("inf")
                 # Wake for output, for the shell's exit (pidfd), or to check the clock.
-                wait = min(deadline if kill_at is None else kill_at, now + 0.1) - now
-                for key, _ in selector.select(max(0.0, wait)):
-                    if key.fd == pipe:
+                wait = min(deadline if kill_at is None else kill_at, now + POLL_SLICE) - now
+                for fd, _ in poller.poll(max(0, math.ceil(wait * 1000))):
+                    if fd == pipe and pipe_open:
                         pipe_open = _drain(pipe, output, self.output_limit)
                         if not pipe_open:
-                            selector.unregister(pipe)
+                            poller.unregister(pipe)
         finally:
-            selector.close()
             if exit_fd is not None:
                 os.close(exit_fd)
-        self._reap_leftovers(proc.pid, pipe if pipe_open else None, output)
-        proc.stdout.close()
-        return timed_out
+        self._reap_leftovers(pid, pipe if pipe_open else None, output)
+        return timed_out, returncode
 
     def _reap_leftovers(self, pgid: int, pipe: int | None, output: bytearray) -> None:
         """Background processes of a finished shell get a short grace, then are killed,
@@ -171,6 +188,43 @@ class ShellRun:
         if self.reap_orphans:
             _reap_zombies()
         return _group_alive(pgid)
+
+
+def spawn_shell(
+    command: str, output: int, *, env: Mapping[str, str] | None, cwd: str | None
+) -> int:
+    """Start `/bin/sh -c command` in a session of its own, stdin from /dev/null, stdout and
+    stderr into the file descriptor `output`; returns its pid.
+
+    posix_spawn runs no Python between fork and exec (glibc uses a vfork-style clone), so it
+    is safe in a threaded process and costs a fraction of a fork of the whole interpreter.
+    It cannot change the working directory before the exec, so a `cwd` is entered by a
+    first shell that then replaces itself with the job's (`exec`: still one process).
+    """
+    if cwd is None:
+        argv = ["/bin/sh", "-c", command]
+    else:
+        cwd = os.path.abspath(cwd)
+        if not os.path.isdir(cwd):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
+        if not os.access(cwd, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), cwd)
+        argv = ["/bin/sh", "-c", ENTER_CWD_THEN_RUN, "/bin/sh", cwd, command]
+    return os.posix_spawn(
+        "/bin/sh",
+        argv,
+        os.environ if env is None else env,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, output, 1),
+            (os.POSIX_SPAWN_DUP2, output, 2),
+        ],
+        setsid=True,
+        # The worker blocks its stop signals in every thread (they are read by a thread of
+        # their own) and Python ignores SIGPIPE: the job starts with neither.
+        setsigmask=(),
+        setsigdef=RESET_SIGNALS,
+    )
 
 
 def run_shell(
@@ -207,40 +261,6 @@ def set_parent_death_signal(signum: int) -> bool:
         return False
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A function for the child between fork and exec: SIGKILL on the parent's death.
-
-    prctl is looked up here, in the parent, so the child only calls it. If the parent died
-    before the call took effect, the child is already an orphan: it exits at once.
-    """
-    prctl = _libc_prctl()
-    if prctl is None:
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return hook
-
-
-def _libc_prctl() -> Callable[..., int] | None:
-    global _prctl
-    if _prctl is None:
-        try:
-            import ctypes
-
-            _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            return None
-    return _prctl
-
-
-_prctl: Callable[..., int] | None = None
-
-
 def kill_processes_with_environment(
     required: Mapping[str, str], *, wait: float = KILL_GRACE
 ) -> list[int]:
@@ -248,15 +268,23 @@ def kill_processes_with_environment(
     wait (up to `wait` seconds) until they are gone; returns their pids.
 
     Environments are inherited, so this finds a run's background processes too, even once
-    the process that started them is dead and they were handed to init. Processes of other
+    the process that started them is dead and they were handed to init; their process
+    groups are killed with them. Processes of other
     users cannot be read and are left alone; zombies have no environment and never match.
     """
     wanted = {f"{key}={value}".encode() for key, value in required.items()}
     killed: list[int] = []
     deadline = time.monotonic() + wait
+    own_group = os.getpgid(0)
     while True:
         found = [pid for pid in _pids_with_environment(wanted) if pid not in killed]
         for pid in found:
+            # Its process group too: a run's shell leads one, and a process there that
+            # cleared its environment (`env -i`) still belongs to the run.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                group = os.getpgid(pid)
+                if group > 1 and group != own_group:
+                    os.killpg(group, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         killed.extend(found)
@@ -298,14 +326,18 @@ def _pid_alive(pid: int) -> bool:
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
 
 
-def _watch_exit(selector: selectors.BaseSelector, pid: int) -> int | None:
-    """Register a pidfd so that the selector also wakes when the shell exits."""
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits, so a poll wakes at once."""
     try:
-        fd = os.pidfd_open(pid)
+        return os.pidfd_open(pid)
     except (AttributeError, OSError):
-        return None  # old kernel: the loop polls the process every 0.1 s instead
-    selector.register(fd, selectors.EVENT_READ)
-    return fd
+        return None  # old kernel: the loop looks at the process every POLL_SLICE instead
+
+
+def _exit_code(pid: int) -> int | None:
+    """The shell's exit code (minus the signal that killed it) once it has ended, else None."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return None if done == 0 else os.waitstatus_to_exitcode(status)
 
 
 def _drain(pipe: int, output: bytearray, limit: int) -> bool:

@@ -369,8 +369,10 @@ class QueueService:
         host = socket.gethostname()
         for worker in workers:
             if worker.host == host and _is_queuectl_process(worker.pid):
+                # SIGUSR2, not SIGTERM: however often `worker stop` is run, it only ever
+                # asks for a graceful stop (a second SIGTERM kills the running job).
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(worker.pid, 15)
+                    os.kill(worker.pid, signal.SIGUSR2)
         return workers
 
     # -- health -----------------------------------------------------------------------

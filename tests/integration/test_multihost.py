@@ -388,3 +388,49 @@ def test_job_times_come_from_the_database_clock(
         assert skewed.state(delayed_id) == "pending"
     finally:
         skewed.stop_all()
+
+
+# -- d) a whole `worker start` group killed: its jobs die with it, before any rescue ------
+
+
+def test_killed_worker_group_takes_its_jobs_along_before_the_other_host_rescues(
+    hosts: dict[str, Host], admin: Queuectl, store: Store, tmp_path: Path
+) -> None:
+    """SIGKILL of host-a's supervisor and workers together: host-a's guard kills the jobs
+    they ran (background processes included) at once, long before the lease runs out, so
+    the rescue and re-run on host-b never overlap anything host-a left running."""
+    admin.config("lease-timeout", "3")
+    admin.config("backoff-max", "0")
+    ledger = tmp_path / "ledger"
+    fg, bg = f"59.{os.getpid() % 1000:03d}7", f"59.{os.getpid() % 1000:03d}8"
+    command = (
+        f'echo "$QUEUECTL_JOB_ID $(hostname) start $(date +%s.%N)" >> {ledger}; '
+        f'if [ "$(hostname)" = host-a ]; then sleep {bg} & exec sleep {fg}; fi'
+    )
+    ids = enqueue_many(admin, [{"command": command}] * 2)
+    host_a = hosts["host-a"].start_workers("--count", "2")
+    wait_until(
+        lambda: len(processes_with_argument(fg)) == 2 and len(processes_with_argument(bg)) == 2,
+        timeout=30,
+        message="both workers of host-a to be running a job",
+    )
+    host_b = hosts["host-b"].start_workers("--count", "1")
+    killed_at = time.time()
+    os.killpg(host_a.pid, signal.SIGKILL)
+    host_a.wait(timeout=10)
+    wait_until(
+        lambda: not processes_with_argument(fg) and not processes_with_argument(bg),
+        timeout=10,
+        interval=0.02,
+        message="host-a's jobs to die with their workers",
+    )
+    gone_at = time.time()
+    assert gone_at - killed_at < 2.0, "killed by the guard, not by a rescue after the lease"
+    wait_until(lambda: all_finished(store, 2), timeout=40, interval=0.2, message="the rescue")
+    assert {job.state for job in jobs_by_id(store).values()} == {JobState.COMPLETED}
+    starts = [line.split() for line in ledger.read_text().splitlines()]
+    for job_id in ids:
+        runs = [(host, float(at)) for entry, host, _, at in starts if entry == job_id]
+        assert [host for host, _ in runs] == ["host-a", "host-b"]
+        assert runs[1][1] > gone_at, "host-b's run began while host-a's was still alive"
+    stop_by_signal(hosts["host-b"], host_b)

@@ -1,7 +1,9 @@
 """A ledger of job runs kept by the jobs themselves, and the checker that reads it.
 
 Each run appends a start record, and an end record when it succeeds, to the job's own file
-(`O_APPEND` writes of one short line are atomic): `S|E job-id attempt pid worker-pid`.
+(`O_APPEND` writes of one short line are atomic): `S|E job-id attempt pid worker-id`. The
+worker is the one whose id the run carries in its environment, not the shell's parent: a
+worker killed as it started a run leaves a shell whose parent is already someone else.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 def ledger_command(folder: Path, work: str = "sleep 0.05") -> str:
     """A job command that records its start and successful end in `folder`."""
-    record = f'"$QUEUECTL_JOB_ID $QUEUECTL_ATTEMPT $$ $PPID" >> {folder}/"$QUEUECTL_JOB_ID"'
+    fields = '"$QUEUECTL_JOB_ID $QUEUECTL_ATTEMPT $$ $QUEUECTL_WORKER_ID"'
+    record = f'{fields} >> {folder}/"$QUEUECTL_JOB_ID"'
     return f"echo S {record} && {work} && echo E {record}"
 
 
@@ -22,7 +25,7 @@ def ledger_command(folder: Path, work: str = "sleep 0.05") -> str:
 class Run:
     attempt: int
     pid: int
-    worker_pid: int
+    worker_id: str
 
 
 @dataclass
@@ -48,8 +51,8 @@ def read_runs(path: Path) -> list[tuple[str, Run]]:
     """The records of one job's file, in the order they were written."""
     records = []
     for line in path.read_text().splitlines():
-        kind, _, attempt, pid, worker_pid = line.split()
-        records.append((kind, Run(int(attempt), int(pid), int(worker_pid))))
+        kind, _, attempt, pid, worker_id = line.split()
+        records.append((kind, Run(int(attempt), int(pid), worker_id)))
     return records
 
 
@@ -86,7 +89,9 @@ def check(
             else:
                 open_runs.discard(run)
         # Every run but the recorded one must have been cut short by a killed worker.
-        if any(run.worker_pid not in killed_worker_pids for run in starts[:-1]):
+        if any(
+            worker_pid_by_id.get(run.worker_id) not in killed_worker_pids for run in starts[:-1]
+        ):
             report.unexplained_reruns.append(job_id)
         failures = [attempt for attempt in job["history"] if attempt["error"] is not None]
         if any(

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import Queuectl, processes_with_argument, wait_until
-from tests.reliability.tools import job_processes, peek_job, start_workers_with, worker_pids
+from tests.reliability.tools import (
+    guard_pids,
+    job_processes,
+    peek_job,
+    start_workers_with,
+    worker_pids,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -91,6 +97,12 @@ def test_crash_during_rescue_leaves_the_rescue_to_the_next_worker(
     )
     first = q.start_workers()
     wait_until(lambda: processes_with_argument(leftover), message="the first run")
+    (guard,) = wait_until(lambda: guard_pids(first), message="the guard")
+    # The guard would kill the leftover the moment the worker dies; this test is about a
+    # rescue that finds one, so the guard goes first (its supervisor frozen, so that it
+    # cannot start another).
+    os.kill(first.pid, signal.SIGSTOP)
+    os.kill(guard, signal.SIGKILL)
     q.signal_group(first, signal.SIGKILL)
     first.wait(timeout=10)
     assert processes_with_argument(leftover)  # a background process outlives its worker
@@ -136,7 +148,7 @@ def test_job_that_kills_its_worker_ends_dead_while_others_flow(q: Queuectl) -> N
     wait_until(lambda: len(worker_pids(proc)) == 2, message="the pool back at two workers")
     q.signal_group(proc, signal.SIGTERM)
     code, _ = q.finish(proc)
-    assert code == 1  # some of its workers died
+    assert code == 0  # a graceful stop, though workers died on the way and were replaced
 
 
 def test_paused_worker_loses_its_job_cleanly_to_a_rescue(q: Queuectl, tmp_path: Path) -> None:

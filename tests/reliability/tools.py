@@ -61,8 +61,25 @@ def zombie_children(pid: int) -> list[int]:
 
 
 def worker_pids(supervisor: subprocess.Popen[str]) -> list[int]:
-    """The worker processes a `worker start` has forked (and not yet lost)."""
-    return [pid for pid in children(supervisor.pid) if is_running(pid)]
+    """The worker processes a `worker start` has forked (and not yet lost); not its guard."""
+    return [
+        pid
+        for pid in children(supervisor.pid)
+        if is_running(pid) and pid not in guard_pids(supervisor)
+    ]
+
+
+def guard_pids(supervisor: subprocess.Popen[str]) -> list[int]:
+    """The guard process of a `worker start` (a list: none while it is being replaced)."""
+    found = []
+    for pid in children(supervisor.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"queuectl.worker.guard" in cmdline:
+            found.append(pid)
+    return found
 
 
 def memory_kib(pid: int, field: str = "VmRSS") -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from queuectl.worker.heartbeat import RETENTION_INTERVAL, retention_interval
+from queuectl.worker.maintenance import RETENTION_INTERVAL, retention_interval
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,9 @@
-"""The worker loop: rescue, claim, run, finish; until stopped (or idle, in burst mode)."""
+"""The worker loop: rescue, claim, run, finish; until stopped (or idle, in burst mode).
+
+Three threads beside the job loop, each with its own store connection: the heartbeat
+(beats only), maintenance (rescue, retention, schedules, live output) and the signal
+reader. A bug in any of them ends the worker safely (see `crash`).
+"""
 
 from __future__ import annotations
 
@@ -11,26 +16,33 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from types import FrameType
 
 from queuectl.core import lifecycle
 from queuectl.core.errors import QueuectlError, StoreUnavailable
 from queuectl.core.ids import new_worker_id
-from queuectl.core.models import Job
+from queuectl.core.models import AttemptOutcome, Job
 from queuectl.core.settings import Settings
-from queuectl.crashpoint import crash_point
+from queuectl.crashpoint import crash_point, fault_point
 from queuectl.runner import ShellRun, become_subreaper
 from queuectl.service import QueueService, job_environment
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord
-from queuectl.worker.heartbeat import Heartbeat, fire_schedules
+from queuectl.worker.heartbeat import Heartbeat
+from queuectl.worker.maintenance import Maintenance, fire_schedules
+from queuectl.worker.signals import (
+    GRACEFUL_STOP_SIGNAL,
+    STOP_SIGNALS,
+    WAKE_SIGNAL,
+    StopCounter,
+    source_of,
+)
 
 log = logging.getLogger("queuectl.worker")
 
 SETTINGS_MAX_AGE = 1.0  # seconds a worker trusts its copy of the config
 IDLE_SLICE = 0.1  # seconds; an idle worker checks its stop flag at least this often
-SIGNAL_DEDUPE_WINDOW = 1.0  # seconds; signals closer than this count as one request
-# (Ctrl+C reaches the supervisor and every worker, and the supervisor forwards it too.)
+EXIT_CRASHED = 70  # a worker ended by a bug (EX_SOFTWARE): the supervisor replaces it
+READ_SIGNALS = STOP_SIGNALS | {GRACEFUL_STOP_SIGNAL, WAKE_SIGNAL}
 
 
 class Worker:
@@ -41,18 +53,24 @@ class Worker:
         *,
         burst: bool = False,
         worker_id: str | None = None,
+        supervisor_pid: int | None = None,
     ) -> None:
         self.target = target
         self.queues = tuple(queues) if queues else None
         self.burst = burst
         self.id = worker_id or new_worker_id()
+        self.supervisor_pid = supervisor_pid
         self.stopping = threading.Event()
-        self._stop_requests = 0
-        self._last_signal = 0.0
+        self.crashed: str | None = None  # what went wrong, once a task has crashed
+        self._crash_lock = threading.Lock()
+        self._stops = StopCounter()
         self._current: tuple[Job, ShellRun] | None = None
         self._settings: Settings | None = None
         self._heartbeat: Heartbeat | None = None
         self._settings_read_at = 0.0
+        # The worker's own environment, read once: every job starts from it (os.environ
+        # decodes each variable on every read).
+        self._environment = dict(os.environ)
 
     # -- stopping ---------------------------------------------------------------------
 
@@ -60,59 +78,103 @@ class Worker:
         """Graceful: claim nothing new, let the running job finish and be recorded."""
         self.stopping.set()
 
-    def handle_signal(self, signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        if self._stop_requests and now - self._last_signal < SIGNAL_DEDUPE_WINDOW:
+    def on_signal(self, info: signal.struct_siginfo) -> None:
+        """One signal, read by the signal thread with who sent it."""
+        signum = info.si_signo
+        if signum == WAKE_SIGNAL:
+            # Sent by `cancel` on this host: check the claim now instead of at the next beat.
+            if self._heartbeat is not None:
+                self._heartbeat.wake()
             return
-        self._last_signal = now
-        self._stop_requests += 1
-        if self._stop_requests == 1:
+        if signum == GRACEFUL_STOP_SIGNAL:
+            if not self.stopping.is_set():
+                log.info("%s: asked to stop; stopping after the current job", self.id)
+            self.request_stop()
+            return
+        requests = self._stops.count(source_of(info, self.supervisor_pid))
+        if requests == 1:
             log.info("%s: stopping after the current job (signal again to kill it)", self.id)
             self.request_stop()
-        elif self._current is not None:
-            job, run = self._current
-            log.info("%s: killing job %s", self.id, job.id)
-            run.kill(f"killed: worker {self.id} was told to stop now")
+        elif requests >= 2:
+            self.request_stop()
+            running = self._current
+            if running is not None and running[1].kill_reason is None:
+                job, run = running
+                log.info("%s: killing job %s", self.id, job.id)
+                run.kill(f"killed: worker {self.id} was told to stop now")
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGINT, self.handle_signal)
-        signal.signal(signal.SIGTERM, self.handle_signal)
-        # Sent by `cancel` on this host: check the claim now instead of at the next beat.
-        signal.signal(signal.SIGUSR1, self.wake_heartbeat)
+    def crash(self, task: str, exc: BaseException) -> None:
+        """A bug in `task`: stop claiming, kill the running job (the job loop records its
+        attempt as failed), show the traceback; the worker then exits EXIT_CRASHED."""
+        with self._crash_lock:
+            if self.crashed is not None:
+                return
+            self.crashed = f"worker {self.id} crashed in its {task}: {type(exc).__name__}: {exc}"
+        log.error("%s: %s crashed; stopping this worker", self.id, task, exc_info=exc)
+        self.stopping.set()
+        running = self._current
+        if running is not None:
+            running[1].kill(self.crashed)
 
     # -- running ----------------------------------------------------------------------
 
     def run(self) -> int:
         """Serve jobs until stopped; returns the process exit status."""
+        # Read by a thread of their own (with their sender); every thread started from here
+        # inherits the block, and job shells start with an empty mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, READ_SIGNALS)
+        threading.Thread(target=self._read_signals, name="signals", daemon=True).start()
         become_subreaper()
         service = QueueService(open_store(self.target, durable=False))
         store = service.store
         store.register_worker(self.id, socket.gethostname(), os.getpid(), self.queues)
+        current = lambda: self._current  # noqa: E731 - read by both threads
         heartbeat = Heartbeat(
             QueueService(open_store(self.target, durable=False)),
             self.id,
-            lambda: self._current,
+            current,
             self.request_stop,
             self._status,
+            self.crash,
+        )
+        maintenance = Maintenance(
+            QueueService(open_store(self.target, durable=False)), self.id, current, self.crash
         )
         self._heartbeat = heartbeat
         heartbeat.start()
+        maintenance.start()
         log.info("%s started (pid %d)", self.id, os.getpid())
+        claimed: list[Job] = []  # the job claimed and not yet recorded, if any
         try:
             service.rescue_stale()
             fire_schedules(service)  # now, not a beat later: a --burst worker runs them too
-            self._serve(service)
+            self._serve(service, claimed)
+        except QueuectlError:
+            raise  # an expected failure (run_worker reports it); its job is rescued later
+        except BaseException as exc:
+            self.crash("job loop", exc)
+            if claimed:
+                self._record_crash(claimed[0])
         finally:
-            heartbeat.finish()
-            heartbeat.join(timeout=5)
-            try:
+            for task in (heartbeat, maintenance):
+                task.finish()
+                task.join(timeout=5)
+            with contextlib.suppress(QueuectlError):
                 store.deregister_worker(self.id)
-            finally:
+            with contextlib.suppress(Exception):
                 store.close()
             log.info("%s stopped", self.id)
-        return 0
+        return EXIT_CRASHED if self.crashed else 0
 
-    def _serve(self, service: QueueService) -> None:
+    def _read_signals(self) -> None:
+        while True:
+            info = signal.sigwaitinfo(READ_SIGNALS)
+            try:
+                self.on_signal(info)
+            except BaseException as exc:  # never lose the stop signals quietly
+                self.crash("signal handling", exc)
+
+    def _serve(self, service: QueueService, claimed: list[Job]) -> None:
         store = service.store
         while not self.stopping.is_set():
             try:
@@ -122,8 +184,10 @@ class Worker:
                 if job is not None:
                     # While busy, each finish claims the next job in the same transaction.
                     while job is not None:
+                        claimed[:] = [job]
                         crash_point("after-claim")
                         job = self._run_job(service, job, current)
+                        claimed[:] = [job] if job is not None else []
                         # The next job is already claimed: if the store is down, run it
                         # with the settings at hand.
                         with contextlib.suppress(StoreUnavailable):
@@ -152,7 +216,9 @@ class Worker:
 
     def _run_job(self, service: QueueService, job: Job, current: Settings) -> Job | None:
         """Run and record one job; the next job, when recording it could claim one."""
-        env = dict(os.environ, **(job.env or {}))
+        env = dict(self._environment)
+        if job.env:
+            env.update(job.env)
         env.update(job_environment(job, self.id))
         run = ShellRun(
             job.command,
@@ -161,14 +227,16 @@ class Worker:
             env=env,
             cwd=job.cwd,
             reap_orphans=True,
-            die_with_parent=True,
         )
         self._current = (job, run)
+        if self.crashed is not None:
+            run.kill(self.crashed)  # a task crashed as this job was claimed: do not run it
         log.info("%s: job %s attempt %d: %s", self.id, job.id, job.attempts, job.command)
         try:
             result = run.run()
         finally:
             self._current = None
+        fault_point("job-loop")
         killed = run.kill_reason is not None
         # A run its worker killed exits as the signal left it: no exit code to judge.
         policy = lifecycle.NO_POLICY if killed else lifecycle.ExitPolicy.of(job)
@@ -224,15 +292,29 @@ class Worker:
             try:
                 return service.store.finish_attempt(job, self.id, outcome, record)
             except StoreUnavailable as exc:
-                if self._stop_requests > 1:
+                if self._stops.requests > 1:
                     raise
                 log.warning("%s: cannot record job %s yet: %s", self.id, job.id, exc.message)
                 time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter
                 delay = min(delay * 2, 5.0)
 
-    def wake_heartbeat(self, signum: int, frame: FrameType | None) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.wake()
+    def _record_crash(self, job: Job) -> None:
+        """The job loop itself crashed while holding `job`: record the attempt as failed,
+        on a fresh connection (the loop's may be what broke). If even that fails, the job
+        is rescued once this worker's heartbeat stops."""
+        error = self.crashed or f"worker {self.id} crashed"
+        try:
+            service = QueueService(open_store(self.target, durable=False))
+            try:
+                outcome = lifecycle.after_failure(
+                    job.attempts, job.max_retries, error, service.settings()
+                )
+                record = AttemptRecord(None, None, AttemptOutcome.FAILED, None)
+                service.store.finish_attempt(job, self.id, outcome, record)
+            finally:
+                service.store.close()
+        except Exception:
+            log.exception("%s: could not record job %s; it is rescued later", self.id, job.id)
 
     def _fresh_settings(self, service: QueueService) -> Settings:
         now = time.monotonic()
