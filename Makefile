@@ -5,17 +5,26 @@ BIN := $(VENV)/bin
 
 .PHONY: venv demo test lint check bench bench-quick clean
 
-$(BIN)/queuectl: pyproject.toml
+# Two stamps: the runtime alone (what `make demo` needs), then the dev tools on top of it.
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
 	$(BIN)/python -m compileall -q src  # an editable install compiles nothing by itself
-	@touch $(BIN)/queuectl
+	@touch $@
 
-venv: $(BIN)/queuectl
+$(DEV): $(RUNTIME)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
 
-## demo: install, run a few example jobs on the embedded SQLite store, show the results
-demo: venv
+## venv: .venv with queuectl (editable) and the dev tools (tests, linters)
+venv: $(DEV)
+
+## demo: install the runtime only, run a few example jobs on the embedded SQLite store
+demo: $(RUNTIME)
 	./scripts/demo
 
 ## lint: ruff, formatting, import layers and mypy --strict

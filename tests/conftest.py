@@ -182,15 +182,27 @@ def backend(request: pytest.FixtureRequest) -> str:
 def db_target(backend: str, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty store of the given backend."""
     if backend == "sqlite":
-        yield str(tmp_path / "store" / "queuectl.db")
+        yield str(sqlite_target(tmp_path))
     else:
         with pgtools.fresh_database() as url:
             yield url
 
 
-@pytest.fixture
-def sqlite_target(tmp_path: Path) -> str:
-    return str(tmp_path / "store" / "queuectl.db")
+@pytest.fixture(name="sqlite_target")
+def sqlite_target_fixture(tmp_path: Path) -> str:
+    return str(sqlite_target(tmp_path))
+
+
+def sqlite_target(folder: Path) -> Path:
+    """A fresh, empty store in a folder of its own, created as `enqueue` would: commands
+    that only read refuse a store that does not exist, and a store that QUEUECTL_DB or
+    --db names is created only in a folder that exists."""
+    from queuectl.store import open_store
+
+    path = folder / "store" / "queuectl.db"
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    open_store(str(path)).close()
+    return path
 
 
 @pytest.fixture
@@ -218,7 +230,7 @@ def q_shared(
     folder = tmp_path_factory.mktemp("shared")
     with contextlib.ExitStack() as stack:
         if request.param == "sqlite":
-            target = str(folder / "store" / "queuectl.db")
+            target = str(sqlite_target(folder))
         else:
             target = stack.enter_context(pgtools.fresh_database())
         handle = Queuectl(target, folder / "home")

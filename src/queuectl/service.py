@@ -340,28 +340,22 @@ class QueueService:
     # -- config -----------------------------------------------------------------------
 
     def config_items(self) -> list[tuple[str, str]]:
-        current = self.settings()
-        return [
-            (key, spec.format(current.value_of(key))) for key, spec in config.CONFIG_KEYS.items()
-        ]
+        return config.listed_texts(self.settings())
 
     def config_values(self) -> dict[str, float | int | str]:
         """Every setting as a number (durations in seconds) or a word, for JSON."""
-        current = self.settings()
-        values = {key: current.value_of(key) for key in config.CONFIG_KEYS}
-        return {
-            key: int(v) if not isinstance(v, str) and float(v).is_integer() else v
-            for key, v in values.items()
-        }
+        return config.listed_values(self.settings())
 
     def config_get(self, key: str) -> str:
         spec = config.config_key(key)
         return spec.format(self.settings().value_of(spec.key))
 
-    def config_set(self, key: str, value: str) -> str:
+    def config_set(self, key: str, value: str) -> tuple[str, str]:
+        """Store a setting; (its canonical key, the value as stored)."""
         text = config.normalize(key, value)
-        self.store.set_config(key, text)
-        return text
+        canonical = config.config_key(key).key
+        self.store.set_config(canonical, text)
+        return canonical, text
 
     # -- workers ----------------------------------------------------------------------
 
@@ -400,11 +394,13 @@ class QueueService:
         stale = self.store.find_stale_workers(lease)
         now = self.store.now()
         active = self.store.list_workers(lease)
-        checks.append(health.check_workers(len(active), stale, lease, now))
+        processing = self.store.list_jobs(JobFilter(states=(JobState.PROCESSING,), limit=0))
+        holding = {job.locked_by for job in processing if job.locked_by}
+        checks.append(health.check_workers(len(active), stale, lease, now, holding))
         checks.append(
             health.check_stuck_jobs(
                 self.store.find_stale_jobs(lease),
-                self.store.list_jobs(JobFilter(states=(JobState.PROCESSING,), limit=0)),
+                processing,
                 {worker.id: worker for worker in stale + active},
                 lease,
                 now,

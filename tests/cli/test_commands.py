@@ -461,6 +461,7 @@ def test_store_keeps_the_mode_of_an_existing_folder(q_sqlite: Queuectl, tmp_path
 
 def test_store_takes_a_sqlite_url(q_sqlite: Queuectl, tmp_path: Path) -> None:
     path = tmp_path / "by-url" / "jobs.db"
+    path.parent.mkdir()
     q_sqlite.ok("--db", f"sqlite://{path}", "add", "--id", "u", "--", "true")
     assert path.exists()
     assert ids_in(q_sqlite, path) == ["u"]

@@ -263,7 +263,7 @@ def test_dlq_purge_asks_first_on_a_terminal(q: Queuectl) -> None:
     run_burst(q)
     code, shown = run_on_terminal(q.argv("dlq", "purge"), q.env, answer="n\n")
     assert code == 0, shown
-    assert "Delete up to 1 dead job? [y/N]" in shown
+    assert "Delete 1 dead job? [y/N]" in shown
     assert shown.rstrip().endswith("Nothing deleted.")
     assert q.state("dead") == "dead"
     code, shown = run_on_terminal(q.argv("dlq", "purge"), q.env, answer="y\n")
@@ -522,9 +522,9 @@ def test_queue_list_pause_resume_and_limit(q: Queuectl) -> None:
     assert q.ok("queue", "limit", "default", "2") == "Queue default: at most 2 running at once.\n"
     assert q.ok("queue", "pause", "idle") == "Queue idle paused.\n"  # no jobs yet: listed too
     assert q.json("queue", "list") == [
-        {"name": "default", "paused": False, "limit": 2, "jobs": counts(cancelled=1)},
-        {"name": "idle", "paused": True, "limit": None, "jobs": counts()},
-        {"name": "mail", "paused": True, "limit": None, "jobs": counts(pending=2)},
+        {"name": "default", "paused": False, "max_running": 2, "counts": counts(cancelled=1)},
+        {"name": "idle", "paused": True, "max_running": None, "counts": counts()},
+        {"name": "mail", "paused": True, "max_running": None, "counts": counts(pending=2)},
     ]
     table = [line.split() for line in q.ok("queue", "list").splitlines()]
     rows = {words[0]: words[1:] for words in table if words[:1] in (["default"], ["mail"])}
@@ -533,7 +533,7 @@ def test_queue_list_pause_resume_and_limit(q: Queuectl) -> None:
     assert q.ok("queue", "resume", "mail") == "Queue mail resumed.\n"
     assert q.ok("queue", "limit", "default", "none") == "Queue default: no limit.\n"
     listed = {queue["name"]: queue for queue in q.json("queue", "list")}
-    assert (listed["mail"]["paused"], listed["default"]["limit"]) == (False, None)
+    assert (listed["mail"]["paused"], listed["default"]["max_running"]) == (False, None)
     assert q.ok("queue", "limit", "mail", "0") == "Queue mail: at most 0 running at once.\n"
 
 
@@ -577,6 +577,7 @@ def test_completion_completes_commands_and_options(
     q_sqlite: Queuectl, tmp_path: Path, line: str, expected: list[str]
 ) -> None:
     out = tmp_path / "completions"
+    q_sqlite = Queuectl(str(tmp_path / "none" / "queuectl.db"), tmp_path / "home")  # no store
     env = dict(
         q_sqlite.env,
         _ARGCOMPLETE="1",

@@ -27,6 +27,7 @@ def other(backend: str, tmp_path: Path) -> Iterator[Queuectl]:
     """A second, empty store of the same backend as `q`."""
     with contextlib.ExitStack() as stack:
         if backend == "sqlite":
+            (tmp_path / "other").mkdir()
             target = str(tmp_path / "other" / "queuectl.db")
         else:
             target = stack.enter_context(pgtools.fresh_database())
@@ -37,6 +38,7 @@ def other(backend: str, tmp_path: Path) -> Iterator[Queuectl]:
 
 @pytest.fixture
 def sqlite_other(tmp_path: Path) -> Iterator[Queuectl]:
+    (tmp_path / "sqlite-other").mkdir()
     handle = Queuectl(str(tmp_path / "sqlite-other" / "queuectl.db"), tmp_path / "home2")
     yield handle
     handle.stop_all()

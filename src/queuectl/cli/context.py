@@ -11,12 +11,38 @@ if TYPE_CHECKING:
     from queuectl.service import QueueService
 
 
-def open_service(args: argparse.Namespace, *, durable: bool = True) -> QueueService:
+def open_service(
+    args: argparse.Namespace, *, durable: bool = True, create: bool = False
+) -> QueueService:
+    """The service over the store `args.db` names. Only a command that writes passes
+    `create`: any other refuses a store that does not exist (SPEC 1), so that a mistyped
+    `--db` never looks like an empty queue. Folders are created for the default location
+    only."""
     # Imported here so that building the parser stays cheap for every command.
     from queuectl.service import QueueService
-    from queuectl.store import open_store
+    from queuectl.store import is_default_location, open_store, require_existing
 
-    return QueueService(open_store(args.db, durable=durable))
+    if not create:
+        require_existing(args.db)
+    store = open_store(args.db, durable=durable, create_folders=is_default_location(args.db))
+    return QueueService(store)
+
+
+def store_exists(args: argparse.Namespace) -> bool:
+    """False for a SQLite store that has not been created yet."""
+    from queuectl.core.errors import StoreUnavailable
+    from queuectl.store import require_existing
+
+    try:
+        require_existing(args.db)
+    except StoreUnavailable:
+        return False
+    return True
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 job`, `2 jobs`: a count with its noun (regular plurals only)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def print_json(value: Any) -> None:
@@ -28,7 +54,8 @@ def confirm(question: str) -> bool:
     from queuectl.core.errors import UsageError
 
     if not sys.stdin.isatty():
-        raise UsageError(f"{question.rstrip('?')}: confirm with --yes")
+        asked = question[:1].lower() + question[1:].rstrip("?")
+        raise UsageError(f"nothing done: confirm with --yes to {asked} (no terminal to ask on)")
     answer = input(f"{question} [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 

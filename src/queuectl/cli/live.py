@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from queuectl.cli.context import counted
 from queuectl.cli.render import duration
 from queuectl.core.models import Job, JobState, WorkerInfo
 from queuectl.store.base import QueueInfo, ThroughputBucket
@@ -171,16 +172,12 @@ def _header(snapshot: Snapshot | None, interval: float) -> RenderableType:
     left = Text.assemble(("queuectl top", "bold"))
     if snapshot is not None:
         left.append(
-            f"   {_plural(snapshot.total, 'job')}, {_plural(len(snapshot.workers), 'worker')}, "
-            f"{_plural(len(snapshot.queues), 'queue')}"
+            f"   {counted(snapshot.total, 'job')}, {counted(len(snapshot.workers), 'worker')}, "
+            f"{counted(len(snapshot.queues), 'queue')}"
         )
     clock = snapshot.now.astimezone().strftime("%H:%M:%S") if snapshot is not None else ""
     grid.add_row(left, Text(f"{clock}  refresh {interval:g}s", style="dim"))
     return grid
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _error_line(error: str, snapshot: Snapshot | None, interval: float) -> RenderableType:

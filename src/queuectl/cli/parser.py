@@ -61,7 +61,9 @@ def build_parser(command: str | None = None) -> Parser:
         help="the store: a SQLite file path, sqlite:///abs/path.db or postgresql://... "
         "(default: $QUEUECTL_DB, else $QUEUECTL_HOME/queuectl.db)",
     )
-    parser.add_argument("--version", action="version", version=f"queuectl {__version__}")
+    # argparse aligns the help column on the widest option (`-V, --version`), but measures
+    # command names one indent short: without -V, `completion` got a line of its own.
+    parser.add_argument("-V", "--version", action="version", version=f"queuectl {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     if command in COMMAND_MODULES:
         modules = [COMMAND_MODULES[command]]

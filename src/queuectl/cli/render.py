@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
     from queuectl.service import StatusReport
 
+# Characters of a command shown by `list` at most, whatever the width: a 128 KiB command
+# must not cost rich a table that wide when the output is piped.
+LIST_TEXT_LIMIT = 500
+TABLE_GAP = 3  # characters between two columns of a SIMPLE_HEAD table (and at its edges)
 STATUS_LINES = (
     ("Pending:", JobState.PENDING),
     ("Processing:", JobState.PROCESSING),
@@ -73,21 +77,50 @@ def print_jobs(jobs: Sequence[Job], now: datetime, *, empty: str = "No jobs.") -
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("ID", "STATE", "QUEUE", "PRI", "ATTEMPTS", "UPDATED", "COMMAND", "LAST ERROR"):
-        table.add_column(name, no_wrap=name != "COMMAND", overflow="fold")
-    for job in jobs:
-        table.add_row(
+    headers = ("ID", "STATE", "QUEUE", "PRI", "ATTEMPTS", "UPDATED", "COMMAND", "LAST ERROR")
+    rows = [
+        (
             job.id,
             job.state.value,
             job.queue,
             str(job.priority),
             f"{job.attempts}/{job.max_retries}",
             duration((now - job.updated_at).total_seconds()) + " ago",
-            job.command,
-            job.last_error or "",
+            one_line(job.command),
+            one_line(job.last_error or ""),
         )
-    console().print(table, markup=False)
+        for job in jobs
+    ]
+    out = console()
+    widths = [
+        max(len(name), *(len(row[index]) for row in rows)) for index, name in enumerate(headers)
+    ]
+    # The command and the last error are cut to the width the other columns leave, so
+    # that each job stays on one line; `show` and --json have the full text.
+    spare = max(out.width - sum(widths[:6]) - TABLE_GAP * len(headers), 12)
+    error_width = min(widths[7], spare // 3)
+    command_width = spare - error_width
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, width in zip(headers, widths, strict=True):
+        cut = {"COMMAND": command_width, "LAST ERROR": error_width}.get(name)
+        table.add_column(
+            name,
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=width if cut is None else None,
+            max_width=cut,
+        )
+    for row in rows:
+        table.add_row(*row)
+    out.print(table, markup=False)
+
+
+def one_line(text: str, limit: int = LIST_TEXT_LIMIT) -> str:
+    """The first line of `text`, at most `limit` characters, marked … where cut."""
+    first, _, rest = text.partition("\n")
+    if len(first) > limit:
+        return first[: limit - 1] + "…"
+    return first + " …" if rest.strip() else first
 
 
 def print_job(job: Job, history: Sequence[Attempt], now: datetime) -> None:
@@ -108,15 +141,21 @@ def print_job(job: Job, history: Sequence[Attempt], now: datetime) -> None:
         ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
         ("last error", job.last_error or "-"),
         ("depends on", ", ".join(job.depends_on) or "-"),
+        ("cwd", job.cwd or "- (the worker's)"),
+        ("env", " ".join(f"{name}={value}" for name, value in (job.env or {}).items()) or "-"),
     ]
-    if job.locked_by:
-        fields.append(("locked by", f"{job.locked_by} since {when(job.locked_at, now)}"))
+    locked = f"{job.locked_by} since {when(job.locked_at, now)}" if job.locked_by else "-"
+    fields.append(("locked by", locked))
     fields += _policy_fields(job)
     out = [f"{name + ':':<12}{value}" for name, value in fields]
     out += ["", "History:"]
     if not history:
         out.append("  (no attempts yet)")
+    previous = 0
     for attempt in history:
+        if attempt.attempt <= previous:  # attempts were reset: `retry` or `dlq retry`
+            out.append("  -- retried: a new run starts, attempts counted from 1 again --")
+        previous = attempt.attempt
         ended = (
             f"{(attempt.finished_at - attempt.started_at).total_seconds():.2f}s"
             if attempt.finished_at

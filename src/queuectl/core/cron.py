@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from queuectl.core.errors import UsageError
 from queuectl.core.schedule import Schedule
@@ -31,15 +31,62 @@ class Firing:
     missed: bool  # firings were missed while no worker ran (run or skipped per catch-up)
 
 
+# Each field's name and range, in the order of an expression (seconds come sixth).
+FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+    ("second", 0, 59),
+)
+NEVER_FIRES_FROM = datetime(2000, 1, 1, tzinfo=UTC)  # any start: a leap year is within reach
+
+
 def check_cron(expression: str) -> str:
-    """Five fields (minute hour day month weekday), or six with seconds last."""
+    """Five fields (minute hour day month weekday), or six with seconds last; a field out
+    of range is named, and an expression no date matches (`0 3 31 2 *`) is refused."""
     fields = expression.split()
-    if len(fields) not in (5, 6) or not croniter.is_valid(expression):
+    if len(fields) not in (5, 6):
         raise UsageError(
             f"invalid cron expression {expression!r}: expected 5 fields "
             "(minute hour day-of-month month day-of-week), or 6 with seconds last"
         )
+    for (name, low, high), field in zip(FIELDS, fields, strict=False):
+        problem = _field_problem(field, low, high)
+        if problem:
+            raise UsageError(
+                f"invalid cron expression {expression!r}: {name} field {field!r}: {problem}"
+            )
+    if not croniter.is_valid(expression):
+        raise UsageError(
+            f"invalid cron expression {expression!r}: a field takes numbers, ranges (1-5), "
+            "lists (1,15), steps (*/5) or names (mon, jan)"
+        )
+    try:
+        croniter(expression, NEVER_FIRES_FROM).get_next(datetime)
+    except CroniterBadDateError:
+        raise UsageError(
+            f"cron expression {expression!r} never fires: no date has that day of the month "
+            "in those months"
+        ) from None
     return " ".join(fields)
+
+
+def _field_problem(field: str, low: int, high: int) -> str | None:
+    """What is wrong with the numbers of one field (`61`, `*/0`, `5-99`), if anything.
+    Names (`mon`, `jan`) and croniter's extensions (`L`, `#`) are left to croniter."""
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if step:
+            if not step.isdigit():
+                return None
+            if int(step) == 0:
+                return "a step must be at least 1"
+        for bound in span.split("-"):
+            if bound.isdigit() and not low <= int(bound) <= high:
+                return f"{int(bound)} is outside {low}-{high}"
+    return None
 
 
 def next_fire_after(cron: str, timezone: str, moment: datetime) -> datetime:

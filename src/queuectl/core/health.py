@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -74,10 +74,32 @@ def check_store(facts: StoreFacts) -> Check:
 
 
 def check_workers(
-    active: int, stale: Sequence[WorkerInfo], lease_timeout: float, now: datetime
+    active: int,
+    stale: Sequence[WorkerInfo],
+    lease_timeout: float,
+    now: datetime,
+    holding: Collection[str] | None = None,
 ) -> Check:
-    """Workers that stopped sending heartbeats without stopping: killed, crashed, cut off."""
-    recent = [w for w in stale if _age(w.last_heartbeat, now) <= STALE_WORKER_WINDOW]
+    """Workers that stopped sending heartbeats without stopping: killed, crashed, cut off.
+
+    `holding`: ids of the workers that hold a processing job. A dead worker that holds
+    none (its jobs were rescued) is history: a warning, until `worker forget --stale`.
+    Without it, every worker that died within STALE_WORKER_WINDOW counts as a failure."""
+    if holding is not None:
+        recent = [w for w in stale if w.id in holding]
+        rescued = [w for w in stale if w.id not in holding]
+        if rescued and not recent:
+            return Check(
+                "workers",
+                Status.WARN,
+                f"{active} active; {len(rescued)} worker{_s(rescued)} died without stopping, "
+                f"{'its' if len(rescued) == 1 else 'their'} jobs rescued: "
+                f"{_names([w.id for w in rescued])} (`queuectl worker forget --stale` "
+                "clears the records)",
+                tuple(w.id for w in rescued),
+            )
+    else:
+        recent = [w for w in stale if _age(w.last_heartbeat, now) <= STALE_WORKER_WINDOW]
     if recent:
         described = [
             f"{w.id} ({w.host}, pid {w.pid}, last heartbeat {_ago(w.last_heartbeat, now)})"

@@ -44,6 +44,14 @@ class NewJob:
     fatal_on_exit: tuple[int, ...] = ()  # these exit codes are never retried
     dedupe_key: str | None = None  # at most one pending, failed or processing job per key
     depends_on: tuple[str, ...] = ()  # ids of jobs that must complete before this one runs
+    # The id was generated, not given: messages say "this job" rather than name an id the
+    # user never saw and that, when the job is refused, never existed.
+    id_generated: bool = False
+
+    @property
+    def name(self) -> str:
+        """How a message names this job."""
+        return "this job" if self.id_generated else f"job {self.id!r}"
 
 
 @dataclass(frozen=True, slots=True)

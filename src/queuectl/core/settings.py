@@ -176,11 +176,26 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
 
 
 def config_key(key: str) -> ConfigKey:
+    """A key's spec; `max_retries` is `max-retries` (the spelling of many QueueCTL designs)."""
     try:
-        return CONFIG_KEYS[key]
+        return CONFIG_KEYS[key.replace("_", "-")]
     except KeyError:
         known = ", ".join(CONFIG_KEYS)
         raise InvalidConfig(f"unknown config key {key!r} (known keys: {known})") from None
+
+
+def listed_texts(current: Settings) -> list[tuple[str, str]]:
+    """Every key with its value as `config list` prints it."""
+    return [(key, spec.format(current.value_of(key))) for key, spec in CONFIG_KEYS.items()]
+
+
+def listed_values(current: Settings) -> dict[str, float | int | str]:
+    """Every setting as a number (durations in seconds) or a word, for JSON."""
+    values = {key: current.value_of(key) for key in CONFIG_KEYS}
+    return {
+        key: int(v) if not isinstance(v, str) and float(v).is_integer() else v
+        for key, v in values.items()
+    }
 
 
 def format_value(value: float | int | str) -> str:
@@ -194,4 +209,4 @@ def normalize(key: str, text: str) -> str:
     try:
         return spec.format(spec.parse(text))
     except InvalidConfig as exc:
-        raise InvalidConfig(f"invalid value for {key}: {exc.message}") from None
+        raise InvalidConfig(f"invalid value for {spec.key}: {exc.message}") from None

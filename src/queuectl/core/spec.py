@@ -44,6 +44,7 @@ ALLOWED_KEYS = (
     "fatal_on_exit",
     "dedupe_key",
     "depends_on",
+    *("state", "attempts", "created_at", "updated_at"),  # a record's shape: see record_fields
 )
 ENV_NAME_FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
 ENV_NAME_CHARACTERS = ENV_NAME_FIRST + "0123456789"
@@ -54,6 +55,9 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_RETRIES_LIMIT = 1000
 MAX_EXIT_CODE = 255
 MAX_DEDUPE_KEY_LENGTH = 256  # characters
+# The command is one `sh -c` argument: Linux refuses an argument over MAX_ARG_STRLEN (32
+# pages, 128 KiB, its NUL included) with "Argument list too long" at every attempt.
+MAX_COMMAND_BYTES = 128 * 1024 - 1
 
 
 def parse_job_json(text: str, settings: Settings, line: int | None = None) -> NewJob:
@@ -146,10 +150,13 @@ def job_fields(data: dict[str, Any], settings: JobDefaults) -> dict[str, Any]:
         raise InvalidJobSpec(f"unknown key {unknown[0]!r} (allowed keys: {allowed})")
     if "command" not in data:
         raise InvalidJobSpec("missing required key 'command'")
+    check_record_fields(data)
     job_id = data.get("id")
+    id_generated = job_id is None
     job_id = new_job_id() if job_id is None else check_job_id(_typed(data, "id", str))
     return dict(
         id=job_id,
+        id_generated=id_generated,
         command=check_command(_typed(data, "command", str)),
         queue=check_queue(_typed(data, "queue", str)) if "queue" in data else "default",
         priority=check_priority(_integer(data, "priority")) if "priority" in data else 0,
@@ -175,6 +182,23 @@ def job_fields(data: dict[str, Any], settings: JobDefaults) -> dict[str, Any]:
             else ()
         ),
     )
+
+
+def check_record_fields(data: dict[str, Any]) -> None:
+    """A job written in the stored record's shape enqueues when its bookkeeping says what a
+    new job is anyway (state pending, no attempts); created_at and updated_at are ignored.
+    Any other value is refused: queuectl keeps these itself."""
+    if "state" in data and data["state"] != "pending":
+        raise InvalidJobSpec(
+            f"state must be 'pending' or left out, got {_json_type(data['state'])}: "
+            "queuectl sets a job's state (a new job is pending)"
+        )
+    attempts = data.get("attempts", 0)
+    if isinstance(attempts, bool) or attempts != 0:
+        raise InvalidJobSpec(
+            f"attempts must be 0 or left out, got {_json_type(attempts)}: "
+            "queuectl counts a job's attempts (a new job has none)"
+        )
 
 
 def _policy_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +277,13 @@ def check_command(value: str) -> str:
         raise InvalidJobSpec("command must not contain a NUL character")
     if not _is_utf8(value):
         raise InvalidJobSpec("command must be valid UTF-8 text")
+    # Encoding costs only for commands that could be too long (4 bytes per character at most).
+    if len(value) * 4 > MAX_COMMAND_BYTES and len(value.encode()) > MAX_COMMAND_BYTES:
+        raise InvalidJobSpec(
+            f"command is {len(value.encode())} bytes, over the system's limit of "
+            f"{MAX_COMMAND_BYTES} bytes for one argument (128 KiB): put it in a script "
+            "and enqueue the script"
+        )
     return value
 
 

@@ -22,13 +22,18 @@ def default_target() -> str:
     from_env = os.environ.get("QUEUECTL_DB")
     if from_env:
         return from_env
+    return os.path.join(queuectl_home(), "queuectl.db")
+
+
+def queuectl_home() -> str:
+    """`$QUEUECTL_HOME`, else `$XDG_DATA_HOME/queuectl`, else `~/.local/share/queuectl`."""
     home = os.environ.get("QUEUECTL_HOME")
     if not home:
         data = os.environ.get("XDG_DATA_HOME") or os.path.join(
             os.path.expanduser("~"), ".local", "share"
         )
         home = os.path.join(data, "queuectl")
-    return os.path.join(home, "queuectl.db")
+    return home
 
 
 def is_postgres(target: str) -> bool:
@@ -67,14 +72,34 @@ def quick_enqueue(target: str | None, texts: Sequence[str], *, lines: bool) -> l
     return insert_plain_jobs(sqlite_file(target), texts, lines=lines)
 
 
+def is_default_location(target: str | None) -> bool:
+    """True when neither `--db` nor $QUEUECTL_DB names the store: $QUEUECTL_HOME's."""
+    return not target and not os.environ.get("QUEUECTL_DB")
+
+
+def require_existing(target: str | None) -> None:
+    """Refuse a SQLite store that does not exist yet (SPEC 1): a command that only reads
+    must not make a mistyped `--db` look like an empty queue. A PostgreSQL database exists
+    or fails to connect, and an empty one is given its schema as any command would."""
+    target = target or default_target()
+    if not is_postgres(target) and not os.path.isfile(sqlite_file(target)):
+        from queuectl.core.errors import StoreUnavailable
+
+        raise StoreUnavailable(
+            f"no queue at {sqlite_file(target)}; `enqueue` or `worker start` creates it"
+        )
+
+
 def open_store(
     target: str | None = None,
     *,
     durable: bool = True,
     clock: Clock | None = None,
     migrate: bool = True,
+    create_folders: bool = True,
 ) -> Store:
-    """Open (and by default create or migrate) the store at `target`."""
+    """Open (and by default create or migrate) the store at `target`. Without
+    `create_folders` a SQLite store is created only in a folder that exists already."""
     target = target or default_target()
     store: Store
     if is_postgres(target):
@@ -84,7 +109,15 @@ def open_store(
     else:
         from queuectl.store.sqlite import SqliteStore
 
-        store = SqliteStore(sqlite_path(target), durable=durable, clock=clock)
+        path = sqlite_path(target)
+        if not create_folders and not path.parent.is_dir():
+            from queuectl.core.errors import StoreUnavailable
+
+            raise StoreUnavailable(
+                f"cannot create a store at {path}: the folder {path.parent} does not exist "
+                "(queuectl creates folders only for its default location)"
+            )
+        store = SqliteStore(path, durable=durable, clock=clock)
     if migrate:
         try:
             store.migrate()

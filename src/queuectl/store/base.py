@@ -49,6 +49,15 @@ class QueueInfo:
     max_running: int | None  # None: no limit
     counts: dict[JobState, int]
 
+    def to_json(self) -> dict[str, object]:
+        """One queue as `queue list --json` and GET /api/queues give it."""
+        return {
+            "name": self.name,
+            "paused": self.paused,
+            "max_running": self.max_running,
+            "counts": {state.value: self.counts.get(state, 0) for state in JobState},
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ThroughputBucket:
@@ -273,6 +282,15 @@ class Store(Protocol):
     def set_config(self, key: str, value: str) -> None: ...
 
     # health (`queuectl doctor`)
+    def list_worker_records(self) -> list[WorkerInfo]:
+        """Every registered worker, active, stale or stopped, oldest first."""
+        ...
+
+    def delete_workers(self, worker_ids: Sequence[str], lease_timeout: float) -> list[str]:
+        """Forget the records of these workers that are gone (stopped, or no heartbeat for
+        `lease_timeout` s) and hold no processing job; the ids forgotten."""
+        ...
+
     def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
         """Workers not stopped whose heartbeat is older than `lease_timeout` seconds."""
         ...

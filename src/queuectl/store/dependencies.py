@@ -32,11 +32,11 @@ def waiting_counts(jobs: Sequence[NewJob], stored: Mapping[str, str]) -> list[in
             state = stored.get(dep)
             if state is None:
                 raise UnknownDependency(
-                    f"job {job.id!r} depends on {dep!r}, but no job has that id", job.id
+                    f"{job.name} depends on {dep!r}, but no job has that id", job.id
                 )
             if state in ENDED:
                 raise DependencyEnded(
-                    f"job {job.id!r} depends on {dep!r}, which is {state} and will never "
+                    f"{job.name} depends on {dep!r}, which is {state} and will never "
                     f"complete: retry {dep!r} first",
                     job.id,
                 )

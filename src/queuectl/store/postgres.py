@@ -1056,6 +1056,26 @@ class PostgresStore:
         )
         return [_worker(row) for row in rows]
 
+    # -- worker records (`worker list`, `worker forget`) ------------------------------
+
+    def list_worker_records(self) -> list[WorkerInfo]:
+        rows = self._read(f"SELECT {WORKER_COLUMNS} FROM workers ORDER BY started_at, id")
+        return [_worker(row) for row in rows]
+
+    def delete_workers(self, worker_ids: Sequence[str], lease_timeout: float) -> list[str]:
+        # Only records of workers that are gone (stopped, or silent for lease_timeout) and
+        # hold no processing job: a live worker or an unrescued run keeps its record.
+        if not worker_ids:
+            return []
+        rows = self._read(
+            "DELETE FROM workers WHERE id = ANY(%s)"
+            " AND (status = 'stopped' OR last_heartbeat < now() - %s * interval '1 second')"
+            " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.locked_by = workers.id"
+            " AND jobs.state = 'processing') RETURNING id",
+            (list(worker_ids), float(lease_timeout)),
+        )
+        return sorted(row[0] for row in rows)
+
     def inspect_storage(self) -> StoreFacts:
         """The server's version, this connection and the schema version."""
         from queuectl.core.health import StoreFacts

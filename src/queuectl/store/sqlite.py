@@ -902,6 +902,29 @@ class SqliteStore:
         )
         return [_worker(row) for row in rows]
 
+    # -- worker records (`worker list`, `worker forget`) ------------------------------
+
+    def list_worker_records(self) -> list[WorkerInfo]:
+        rows = self._read(f"SELECT {WORKER_COLUMNS} FROM workers ORDER BY started_at, id")
+        return [_worker(row) for row in rows]
+
+    def delete_workers(self, worker_ids: Sequence[str], lease_timeout: float) -> list[str]:
+        # Only records of workers that are gone (stopped, or silent for lease_timeout) and
+        # hold no processing job: a live worker or an unrescued run keeps its record.
+        with self._write() as conn:
+            deleted = []
+            for worker_id in worker_ids:
+                row = conn.execute(
+                    "DELETE FROM workers WHERE id = ?"
+                    " AND (status = 'stopped' OR last_heartbeat < ?)"
+                    " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.locked_by = workers.id"
+                    " AND jobs.state = 'processing') RETURNING id",
+                    (worker_id, self._now() - lease_timeout),
+                ).fetchone()
+                if row:
+                    deleted.append(row[0])
+        return deleted
+
     def inspect_storage(self) -> StoreFacts:
         """The schema version, the WAL's size and the modes of the store's files."""
         from queuectl.core.health import FileMode, StoreFacts

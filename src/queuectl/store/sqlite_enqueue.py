@@ -30,9 +30,10 @@ BUSY_TIMEOUT = 30.0  # seconds, as SqliteStore waits for the write lock
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
 # What SqliteStore.insert_jobs writes, by NewJob field. A field outside this set (a newer
 # feature's) that is set sends the job down the full path.
+# id_generated only shapes messages and is never stored.
 WRITTEN_FIELDS = frozenset(
     ("id", "command", "queue", "priority", "max_retries", "timeout", "scheduled_at", "cwd", "env")
-)
+).union(("id_generated",))
 BIG_BATCH = 1000  # rows; a batch larger than this gets a bigger page cache
 BIG_BATCH_CACHE_KB = 65536  # KiB of page cache for a big batch
 INSERT = (

@@ -275,14 +275,4 @@ def list_queues(request: Request) -> JSONResponse:
     """Every queue with its settings and a count per state."""
     with borrow(request) as service:
         queues = service.list_queues()
-    return JSONResponse(
-        [
-            {
-                "name": info.name,
-                "paused": info.paused,
-                "max_running": info.max_running,
-                "counts": {state.value: info.counts.get(state, 0) for state in JobState},
-            }
-            for info in queues
-        ]
-    )
+    return JSONResponse([info.to_json() for info in queues])

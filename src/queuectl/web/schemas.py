@@ -175,6 +175,11 @@ ENQUEUE_BODY: dict[str, Any] = {
                         "type": ["array", "null"],
                         "items": {"type": "string", "pattern": f"^{JOB_ID_PATTERN}$"},
                     },
+                    # A job in the stored record's shape: accepted as a new job says it.
+                    "state": {"type": "string", "enum": ["pending"]},
+                    "attempts": {"type": "integer", "minimum": 0, "maximum": 0},
+                    "created_at": {"description": "ignored: queuectl sets it"},
+                    "updated_at": {"description": "ignored: queuectl sets it"},
                 },
             },
             "example": {"command": "make report", "queue": "default", "max_retries": 3},

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from queuectl.core.models import NewJob
 
     options = job_options(args, words, os.getcwd() if args.here else args.cwd)
-    service = open_service(args)
+    service = open_service(args, create=True)
     defaults = service.settings()
     scheduled_at = None
     if args.delay is not None:
@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         scheduled_at=scheduled_at,
         **_policy_fields(args),
         depends_on=spec.check_depends_on(spec.split_after(args.after), job_id),
+        id_generated=args.id is None,
     )
     (created,) = service.enqueue([job], skip_duplicate_keys=args.if_exists == "skip")
     if args.json:

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import add_json_flag, confirm, open_service, print_json
+from queuectl.cli.context import add_json_flag, confirm, counted, open_service, print_json
 from queuectl.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("dlq", help="the dead-letter queue: list, retry, purge")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     listing = commands.add_parser("list", help="jobs that exhausted their attempts")
+    listing.add_argument(
+        "--limit", type=int, default=0, metavar="N", help="the newest N dead jobs (default 0 = all)"
+    )
     add_json_flag(listing)
     listing.set_defaults(handler=run_list)
     retry = commands.add_parser(
@@ -39,13 +42,15 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from queuectl.cli.commands.list_jobs import checked_limit
     from queuectl.cli.render import print_jobs
     from queuectl.core.states import JobState
     from queuectl.store.base import JobFilter
 
+    limit = checked_limit(args.limit)
     service = open_service(args)
     service.rescue_stale()
-    jobs = service.list_jobs(JobFilter(states=(JobState.DEAD,), limit=0))
+    jobs = service.list_jobs(JobFilter(states=(JobState.DEAD,), limit=limit))
     if args.json:
         print_json([job.to_json() for job in jobs])
     else:
@@ -92,7 +97,11 @@ def run_purge(args: argparse.Namespace) -> int:
         from queuectl.store.base import JobFilter
 
         count = service.count_jobs(JobFilter(states=(JobState.DEAD,), queue=queue))[JobState.DEAD]
-        question = f"Delete up to {count} dead job{'' if count == 1 else 's'}?"
+        question = (
+            f"Delete {counted(count, 'dead job')}?"
+            if older_than is None
+            else f"Delete the dead jobs older than {args.older_than} ({count} in the DLQ)?"
+        )
         # Off a terminal confirm() always refuses, even with nothing to delete: a script
         # must not work only as long as the DLQ happens to be empty.
         if (count or not sys.stdin.isatty()) and not confirm(question):

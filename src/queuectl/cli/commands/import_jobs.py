@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.cli.context import add_json_flag, counted, open_service, print_json
 from queuectl.core.errors import UsageError
 
 
@@ -39,10 +39,12 @@ def run(args: argparse.Namespace) -> int:
                 contents = read_export(source)
         except OSError as exc:
             raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    result = import_contents(open_service(args).store, contents, skip_existing=args.skip_existing)
+    store = open_service(args, create=True).store
+    result = import_contents(store, contents, skip_existing=args.skip_existing)
     if args.json:
         print_json({"jobs": result.jobs, "skipped": result.skipped, "schedules": result.schedules})
     else:
         skipped = f" ({result.skipped} already there, skipped)" if result.skipped else ""
-        print(f"Imported {result.jobs} jobs{skipped} and {result.schedules} schedules.")
+        jobs, schedules = counted(result.jobs, "job"), counted(result.schedules, "schedule")
+        print(f"Imported {jobs}{skipped} and {schedules}.")
     return 0

@@ -48,15 +48,20 @@ def parse_states(text: str | None) -> tuple[JobState, ...]:
     return tuple(states)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.limit < 0:
+def checked_limit(limit: int) -> int:
+    """`--limit N` as a store limit: 0 (and anything beyond any store) means all."""
+    if limit < 0:
         raise UsageError("--limit must be >= 0")
+    return 0 if limit > LIMIT_ALL_ABOVE else limit
+
+
+def run(args: argparse.Namespace) -> int:
+    limit = checked_limit(args.limit)
     from queuectl.cli.render import print_jobs
     from queuectl.core.spec import check_queue
     from queuectl.store.base import JobFilter
 
     queue = check_queue(args.queue) if args.queue is not None else None
-    limit = 0 if args.limit > LIMIT_ALL_ABOVE else args.limit
     job_filter = JobFilter(states=parse_states(args.state), queue=queue, limit=limit)
     service = open_service(args)
     service.rescue_stale()

@@ -34,17 +34,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     queues = open_service(args).list_queues()
     if args.json:
-        print_json(
-            [
-                {
-                    "name": queue.name,
-                    "paused": queue.paused,
-                    "limit": queue.max_running,
-                    "jobs": {state.value: queue.counts[state] for state in JobState},
-                }
-                for queue in queues
-            ]
-        )
+        print_json([queue.to_json() for queue in queues])
         return 0
     if not queues:
         print("No queues yet.")
@@ -69,7 +59,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_pause(args: argparse.Namespace) -> int:
-    open_service(args).pause_queue(args.name, args.paused)
+    open_service(args, create=True).pause_queue(args.name, args.paused)
     print(f"Queue {args.name} {'paused' if args.paused else 'resumed'}.")
     return 0
 
@@ -82,7 +72,7 @@ def run_limit(args: argparse.Namespace) -> int:
             limit = int(args.limit)
         except ValueError:
             raise UsageError(f"invalid limit {args.limit!r}: a number >= 0, or none") from None
-    open_service(args).limit_queue(args.name, limit)
+    open_service(args, create=True).limit_queue(args.name, limit)
     print(
         f"Queue {args.name}: "
         + ("no limit." if limit is None else f"at most {limit} running at once.")

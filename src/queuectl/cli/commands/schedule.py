@@ -107,7 +107,7 @@ def run_add(args: argparse.Namespace) -> int:
     cron = check_cron(args.cron)
     timezone = check_timezone(args.tz)
     options = job_options(args, words, args.cwd)
-    service = open_service(args)
+    service = open_service(args, create=True)
     schedule = Schedule(
         name=name,
         cron=cron,

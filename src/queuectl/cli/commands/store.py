@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import open_service
+from queuectl.cli.context import counted, open_service
 
 
 def register(subparsers: Subparsers) -> None:
@@ -52,7 +52,7 @@ def run_migrate(args: argparse.Namespace) -> int:
         raise UsageError("--to names the current store: give another one")
     source = open_service(args).store
     try:
-        target = open_store(args.to)
+        target = open_store(args.to, create_folders=False)
     except BaseException:
         source.close()
         raise
@@ -70,9 +70,9 @@ def run_migrate(args: argparse.Namespace) -> int:
         source.close()
     copied = ", ".join(f"{count} {state.value}" for state, count in report.counts.items() if count)
     print(
-        f"Copied {sum(report.counts.values())} jobs ({copied or 'none'}), "
-        f"{report.attempts} attempts, {report.schedules} schedules and {report.queues} queue "
-        "settings; the counts per state match."
+        f"Copied {counted(sum(report.counts.values()), 'job')} ({copied or 'none'}), "
+        f"{counted(report.attempts, 'attempt')}, {counted(report.schedules, 'schedule')} and "
+        f"{counted(report.queues, 'queue setting')}; the counts per state match."
     )
     print("Point every worker and client at the new store:")
     print(f"  export QUEUECTL_DB='{args.to}'   # or pass --db to each command")

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from queuectl.service import QueueService
 
 POLL = 0.2  # seconds between two looks at the store
+# After this long, waiting on jobs that no active worker would claim is said on stderr (once):
+# a wait that can only end when someone starts a worker must not look like a slow queue.
+NO_WORKER_WARNING_AFTER = 3.0  # seconds
 EXIT_TIMEOUT = 124  # as timeout(1)
 
 
@@ -65,9 +68,16 @@ def run(args: argparse.Namespace) -> int:
     started_at = service.store.now()
     deadline = None if timeout is None else time.monotonic() + timeout
 
+    warn_at: float | None = time.monotonic() + NO_WORKER_WARNING_AFTER
+
     def look() -> Progress:
+        nonlocal warn_at
         service.rescue_stale()
-        return _progress(service, ids, queue, started_at)
+        progress = _progress(service, ids, queue, started_at)
+        if warn_at is not None and not progress.finished and time.monotonic() >= warn_at:
+            warn_at = None
+            _warn_if_unserved(service, ids, queue)
+        return progress
 
     if sys.stdout.isatty():
         progress = _wait_with_bar(look, deadline)
@@ -100,6 +110,41 @@ def _progress(
         total = sum(waiting.values()) + sum(finished.values())
     failed = finished[JobState.DEAD] + finished[JobState.CANCELLED]
     return Progress(sum(finished.values()), total, failed)
+
+
+def _warn_if_unserved(service: QueueService, ids: tuple[str, ...], queue: str | None) -> None:
+    """Say on stderr which queues of the awaited jobs no active worker serves."""
+    from queuectl.core.states import JobState
+    from queuectl.store.base import JobFilter
+
+    open_states = (JobState.PENDING, JobState.PROCESSING, JobState.FAILED)
+    if ids:
+        jobs = service.list_jobs(JobFilter(ids=ids, states=open_states, queue=queue, limit=0))
+        queues = {job.queue for job in jobs}
+    else:
+        queues = {
+            info.name
+            for info in service.list_queues()
+            if (queue is None or info.name == queue)
+            and any(info.counts.get(state, 0) for state in open_states)
+        }
+    workers = service.active_workers()
+    if any(worker.queues is None for worker in workers):
+        return  # a worker serves every queue
+    served = {name for worker in workers for name in worker.queues or ()}
+    unserved = sorted(queues - served)
+    if not unserved:
+        return
+    names = ", ".join(unserved)
+    noun = "queue" if len(unserved) == 1 else "queues"
+    start = "start one: queuectl worker start" + (
+        f" --queue {','.join(unserved)}" if workers else ""
+    )
+    print(
+        f"warning: still waiting, but no active worker serves {noun} {names}: {start}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _wait_quietly(look: Callable[[], Progress], deadline: float | None) -> Progress:
