@@ -21,6 +21,7 @@ from queuectl.core.errors import (
 )
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
+from queuectl.crashpoint import crash_point
 from queuectl.store import dependencies
 from queuectl.store.base import (
     AttemptOutput,
@@ -146,7 +147,27 @@ WITH finished AS (
     FROM finished
     WHERE workers.id = %(worker)s AND workers.current_job_id = finished.id
 )
-SELECT id, has_dependents FROM finished
+SELECT id, has_dependents,
+    CASE WHEN has_dependents AND %(state)s = 'completed'
+        THEN set_config('queuectl.released_by', id, true) END
+FROM finished
+"""
+
+# The release of a completed job's dependents, run in the finish's transaction right after
+# FINISH_SQL: that names the job in a transaction-local setting only when it finished it and
+# it has dependents, so this changes nothing otherwise. A statement of its own, so a
+# snapshot of its own: it sees a dependent whose insert the finish had to wait for (see
+# _waiting_counts). Finds the dependents by job_dependencies_dependents; wakes idle workers.
+RELEASE_FINISHED_SQL = """
+WITH released AS (
+    UPDATE jobs SET waiting_on = waiting_on - 1
+    WHERE waiting_on > 0 AND id IN (
+        SELECT job_id FROM job_dependencies
+        WHERE depends_on_id = nullif(current_setting('queuectl.released_by', true), '')
+    )
+    RETURNING id
+)
+SELECT pg_notify(%(channel)s, '') FROM (SELECT 1 FROM released LIMIT 1) AS any_released
 """
 
 
@@ -542,6 +563,13 @@ class PostgresStore:
             rows = self._read(sql, params)  # the common case: one statement, one round trip
             return _job(rows[0]) if rows else None
         with self._transaction() as cursor:
+            return self._claim_in(cursor, worker_id, queues, limited)
+
+    def _claim_in(
+        self, cursor: Cursor, worker_id: str, queues: Sequence[str] | None, limited: list[str]
+    ) -> Job | None:
+        """The claim inside the caller's transaction."""
+        if limited:
             # A queue limit counts running jobs, which concurrent claims cannot see: lock
             # the limited queues' rows first, so such claims take turns. The claim that
             # follows gets a fresh snapshot (READ COMMITTED) that sees the turns before.
@@ -549,8 +577,8 @@ class PostgresStore:
                 "SELECT name FROM queues WHERE name = ANY(%s) ORDER BY name FOR UPDATE",
                 (limited,),
             )
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+        cursor.execute(*self._claim_statement(worker_id, queues))
+        row = cursor.fetchone()
         return _job(row) if row else None
 
     def _held_after_reconnect(self, worker_id: str) -> Job | None:
@@ -581,17 +609,66 @@ class PostgresStore:
     def finish_attempt(
         self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
     ) -> bool:
-        rows = self._read(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
+        if outcome.state is JobState.DEAD:
+            return self._finish_dead(job, worker_id, outcome, record)
+        if outcome.state is JobState.FAILED:
+            # Nothing waits for a job that will run again: one statement, no release.
+            rows = self._read(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
+            if rows:
+                # A hint, sent after the commit: idle workers re-read when the retry is due.
+                self._execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+            return bool(rows)
+        finished, _ = self._finish_completed(job, worker_id, outcome, record, None)
+        return finished
+
+    def _finish_completed(
+        self,
+        job: Job,
+        worker_id: str,
+        outcome: Outcome,
+        record: AttemptRecord,
+        claim: tuple[str, dict[str, Any]] | None,
+    ) -> tuple[bool, Job | None]:
+        """The finish, the release of the dependents and (given `claim`) the next claim:
+        one transaction, sent together in one round trip (pipeline mode)."""
+        conn = self._connection()
+        try:
+            with conn.pipeline(), conn.transaction():
+                finish = conn.execute(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
+                crash_point("between-finish-and-release")
+                conn.execute(RELEASE_FINISHED_SQL, {"channel": CHANNEL})
+                claimed = conn.execute(*claim) if claim is not None else None
+            finished_rows = finish.fetchall()
+            rows = claimed.fetchall() if claimed is not None else []
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        return bool(finished_rows), _job(rows[0]) if rows else None
+
+    def _finish_dead(
+        self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
+    ) -> bool:
+        """The last failure: its dependents (and theirs) die with it, in its transaction."""
+        with self._transaction() as cursor:
+            return self._finish_in(cursor, job, worker_id, outcome, record)
+
+    def _finish_in(
+        self, cursor: Cursor, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
+    ) -> bool:
+        """The finish and the release of its dependents, inside the caller's transaction."""
+        cursor.execute(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
+        rows = cursor.fetchall()
         if not rows:
             return False
-        if rows[0][1] and outcome.state in (JobState.COMPLETED, JobState.DEAD):
-            # Its own transaction, after the finish: that one's snapshot may predate a
-            # dependent whose insert held this job's row (see _waiting_counts).
-            with self._transaction() as cursor:
-                self._release_dependents(cursor, job.id, outcome.state)
-        if outcome.state is JobState.FAILED:
-            # A hint, sent after the commit: idle workers re-read when the retry is due.
-            self._execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+        crash_point("between-finish-and-release")
+        if outcome.state is JobState.COMPLETED:
+            cursor.execute(RELEASE_FINISHED_SQL, {"channel": CHANNEL})
+        elif outcome.state is JobState.DEAD and rows[0][1]:
+            # A statement after the finish, so a snapshot after it: it sees a dependent
+            # whose insert the finish had to wait for (see _waiting_counts).
+            self._release_dependents(cursor, job.id, JobState.DEAD)
+        elif outcome.state is JobState.FAILED:
+            # Delivered at commit: idle workers re-read when the retry is due.
+            cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         return True
 
     def finish_and_claim(
@@ -602,30 +679,21 @@ class PostgresStore:
         record: AttemptRecord,
         queues: Sequence[str] | None,
     ) -> tuple[bool, Job | None]:
-        """The finish and the next claim sent together (pipeline mode): one round trip
-        per job instead of two. Queue limits need the claim's own transaction."""
-        conn = self._connection()  # reopened first if it broke, so the check below sees that
-        if (
-            outcome.state is JobState.FAILED
-            or self._may_hold_lost_claim
-            or any(not queues or name in queues for name in self._limited_queues())
-        ):
+        """The finish, the release of its dependents and the next claim in one transaction;
+        in the common case (a job completed, no queue limits) sent together in pipeline
+        mode: one round trip per job instead of two."""
+        self._connection()  # reopened first if it broke, so the check below sees that
+        if self._may_hold_lost_claim:
+            # The claim may hand back a job held since the reconnect: after this finish.
             finished = self.finish_attempt(job, worker_id, outcome, record)
             return finished, self.claim_job(worker_id, queues)
-        sql, params = self._claim_statement(worker_id, queues)
-        try:
-            with conn.pipeline():
-                finish = conn.execute(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
-                claim = conn.execute(sql, params)
-            finished_rows = finish.fetchall()
-            rows = claim.fetchall()
-        except psycopg.Error as exc:
-            raise self._unavailable(exc) from exc
-        if finished_rows and finished_rows[0][1]:
-            # As in finish_attempt: the dependents are released in their own transaction.
-            with self._transaction() as cursor:
-                self._release_dependents(cursor, job.id, outcome.state)
-        return bool(finished_rows), _job(rows[0]) if rows else None
+        limited = [name for name in self._limited_queues() if not queues or name in queues]
+        if outcome.state is JobState.COMPLETED and not limited:
+            claim = self._claim_statement(worker_id, queues)
+            return self._finish_completed(job, worker_id, outcome, record, claim)
+        with self._transaction() as cursor:
+            finished = self._finish_in(cursor, job, worker_id, outcome, record)
+            return finished, self._claim_in(cursor, worker_id, queues, limited)
 
     def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
         # The cutoff is the server's now(): hosts with skewed clocks still agree.

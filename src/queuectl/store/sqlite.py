@@ -18,6 +18,7 @@ from queuectl.core.clock import Clock, SystemClock
 from queuectl.core.errors import DuplicateDedupeKey, DuplicateJobId, StoreUnavailable, WrongState
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
+from queuectl.crashpoint import crash_point
 from queuectl.store import dependencies
 from queuectl.store.base import (
     AttemptOutput,
@@ -500,6 +501,7 @@ class SqliteStore:
                 "UPDATE workers SET current_job_id = NULL WHERE id = ? AND current_job_id = ?",
                 (worker_id, job.id),
             )
+            crash_point("between-finish-and-release")
             self._release_dependents(conn, job.id, outcome.state)
         return True
 
