@@ -24,9 +24,13 @@ from queuectl.core.models import Attempt, Job, JobState
 from queuectl.core.schedule import Schedule, check_schedule_name, check_timezone
 from queuectl.core.spec import check_queue
 from queuectl.store.base import JobRecord, QueueSetting, Store, StoreContents, StoredAttempt
+from queuectl.store.tables import CARRIED_TABLES
 
 FORMAT = "queuectl-export"
-FORMAT_VERSION = 1  # bump when a reader of the old format could misread the new one
+# Bump when a reader of the old format could misread the new one. 2: the header lists the
+# tables the export carries (an older queuectl would drop job dependencies on import).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 files carry the same records, without that list
 PAUSE_POLL = 0.2  # seconds between checks for running jobs while `store migrate` waits
 _UnionType = type(int | None)
 
@@ -121,6 +125,7 @@ def export_lines(store: Store, states: Sequence[JobState] = ()) -> Iterator[str]
         "type": "header",
         "format": FORMAT,
         "version": FORMAT_VERSION,
+        "tables": sorted(CARRIED_TABLES),
         "queuectl": __version__,
         "exported_at": _plain_value(store.now()),
     }
@@ -217,10 +222,22 @@ def _check_header(record: dict[str, Any]) -> None:
     if record.get("type") != "header" or record.get("format") != FORMAT:
         raise InvalidJobSpec("not a queuectl export: the first line must be its header")
     version = record.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise InvalidJobSpec(
             f"export format version {version!r} is not supported (this queuectl reads "
-            f"version {FORMAT_VERSION}): use the queuectl that wrote it, or a newer one"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}): use the queuectl that "
+            "wrote it, or a newer one"
+        )
+    if version == 1:
+        return
+    tables = record.get("tables")
+    if not isinstance(tables, list) or not all(isinstance(name, str) for name in tables):
+        raise InvalidJobSpec("the header's tables must be an array of names")
+    unknown = sorted(set(tables) - set(CARRIED_TABLES))
+    if unknown:
+        raise InvalidJobSpec(
+            f"the export carries table {unknown[0]!r}, which this queuectl cannot import: "
+            "use a newer one"
         )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from queuectl.core.errors import DuplicateJobId, DuplicateSchedule, StoreUnavailable
-from queuectl.core.models import JobState, NewJob
+from queuectl.core.models import Job, JobState, NewJob
 from queuectl.core.schedule import Schedule
 from queuectl.store.base import JobRecord, QueueSetting, StoreContents, StoredAttempt
 from queuectl.store.rows import ATTEMPT_COLUMNS, attempt_from_row
@@ -161,7 +161,7 @@ def insert_contents(
 
     job_columns = _columns(store, "jobs")
     attempt_columns = _columns(store, "attempts")
-    written = 0
+    written_ids: list[str] = []
     schedules_written = 0
     with store._transaction() as cursor:
         for record in contents.jobs:
@@ -177,7 +177,9 @@ def insert_contents(
             for stored in record.history:
                 attempt = row_values(stored.attempt, attempt_columns, _same)
                 _insert_row(cursor, "attempts", {**attempt, "output": _without_nul(stored.output)})
-            written += 1
+            written_ids.append(record.job.id)
+        chosen = set(written_ids)
+        _link_dependencies(cursor, [r.job for r in contents.jobs if r.job.id in chosen])
         for key, value in (contents.config or {}).items():
             cursor.execute(
                 "INSERT INTO config (key, value) VALUES (%s, %s)"
@@ -203,7 +205,32 @@ def insert_contents(
             )
             schedules_written += 1
         cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-    return written, schedules_written
+    return len(written_ids), schedules_written
+
+
+def _link_dependencies(cursor: Cursor, jobs: Sequence[Job]) -> None:
+    """The dependency edges of imported jobs, from their depends_on; how many of each one's
+    dependencies are still to complete (one not in this store counts as done); and the
+    dependencies' has_dependents mark, which their finish reads."""
+    edges = [(job.id, dep) for job in jobs for dep in job.depends_on]
+    if not edges:
+        return
+    cursor.execute(
+        "INSERT INTO job_dependencies (job_id, depends_on_id)"
+        " SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+        ([edge[0] for edge in edges], [edge[1] for edge in edges]),
+    )
+    cursor.execute(
+        "UPDATE jobs SET waiting_on = (SELECT count(*) FROM job_dependencies AS d"
+        " JOIN jobs AS dep ON dep.id = d.depends_on_id"
+        " WHERE d.job_id = jobs.id AND dep.state <> 'completed')"
+        " WHERE state IN ('pending', 'failed') AND id = ANY(%s)",
+        (sorted({edge[0] for edge in edges}),),
+    )
+    cursor.execute(
+        "UPDATE jobs SET has_dependents = true WHERE id = ANY(%s) AND NOT has_dependents",
+        (sorted({edge[1] for edge in edges}),),
+    )
 
 
 def _columns(store: PostgresStore, table: str) -> tuple[str, ...]:

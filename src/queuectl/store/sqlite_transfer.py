@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.core.errors import DuplicateJobId, DuplicateSchedule
-from queuectl.core.models import JobState, NewJob
+from queuectl.core.models import Job, JobState, NewJob
 from queuectl.core.schedule import Schedule
 from queuectl.store.base import JobRecord, QueueSetting, StoreContents, StoredAttempt
 from queuectl.store.rows import ATTEMPT_COLUMNS, attempt_from_row
@@ -163,7 +163,7 @@ def insert_contents(
 ) -> tuple[int, int]:
     job_columns = _columns(store, "jobs")
     attempt_columns = _columns(store, "attempts")
-    written = 0
+    written_ids: list[str] = []
     schedules_written = 0
     with store._write() as conn:
         for record in contents.jobs:
@@ -175,7 +175,9 @@ def insert_contents(
             for stored in record.history:
                 values = row_values(stored.attempt, attempt_columns, _ts)
                 _insert_row(conn, "attempts", {**values, "output": stored.output})
-            written += 1
+            written_ids.append(record.job.id)
+        chosen = set(written_ids)
+        _link_dependencies(conn, [r.job for r in contents.jobs if r.job.id in chosen])
         for key, value in (contents.config or {}).items():
             conn.execute(
                 "INSERT INTO config (key, value) VALUES (?, ?)"
@@ -200,7 +202,29 @@ def insert_contents(
                 schedule_values(schedule, _ts),
             )
             schedules_written += 1
-    return written, schedules_written
+    return len(written_ids), schedules_written
+
+
+def _link_dependencies(conn: sqlite3.Connection, jobs: Sequence[Job]) -> None:
+    """The dependency edges of imported jobs, from their depends_on, and how many of each
+    one's dependencies are still to complete (one not in this store counts as done)."""
+    edges = [(job.id, dep) for job in jobs for dep in job.depends_on]
+    if not edges:
+        return
+    conn.executemany(
+        "INSERT INTO job_dependencies (job_id, depends_on_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        edges,
+    )
+    waiting = sorted({job.id for job in jobs if job.depends_on})
+    for start in range(0, len(waiting), 500):
+        chunk = waiting[start : start + 500]
+        conn.execute(
+            "UPDATE jobs SET waiting_on = (SELECT count(*) FROM job_dependencies AS d"
+            " JOIN jobs AS dep ON dep.id = d.depends_on_id"
+            " WHERE d.job_id = jobs.id AND dep.state != 'completed')"
+            f" WHERE state IN ('pending', 'failed') AND id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
 
 
 def _columns(store: SqliteStore, table: str) -> tuple[str, ...]:
