@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from queuectl import __version__
 from queuectl.core import settings as config
@@ -23,7 +23,18 @@ from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import Attempt, Job, JobState
 from queuectl.core.schedule import Schedule, check_schedule_name, check_timezone
 from queuectl.core.spec import check_queue
-from queuectl.store.base import JobRecord, QueueSetting, Store, StoreContents, StoredAttempt
+from queuectl.store.base import (
+    JobRecord,
+    JobStore,
+    QueueSetting,
+    QueueStore,
+    ScheduleStore,
+    StoreContents,
+    StoredAttempt,
+    StoreLifecycle,
+    TransferStore,
+    WorkerStore,
+)
 from queuectl.store.tables import CARRIED_TABLES
 
 FORMAT = "queuectl-export"
@@ -33,6 +44,14 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1 files carry the same records, without that list
 PAUSE_POLL = 0.2  # seconds between checks for running jobs while `store migrate` waits
 _UnionType = type(int | None)
+
+
+class ExportSource(StoreLifecycle, TransferStore, QueueStore, ScheduleStore, Protocol):
+    """The roles of the store an export reads."""
+
+
+class MigrationStore(ExportSource, JobStore, WorkerStore, Protocol):
+    """The roles of the stores `store migrate` reads, pauses, writes and checks."""
 
 
 # -- one model <-> one JSON object ------------------------------------------------------
@@ -118,7 +137,7 @@ def _typed_value(hint: Any, value: Any, what: str) -> Any:  # noqa: C901 (one ca
 # -- export -----------------------------------------------------------------------------
 
 
-def export_lines(store: Store, states: Sequence[JobState] = ()) -> Iterator[str]:
+def export_lines(store: ExportSource, states: Sequence[JobState] = ()) -> Iterator[str]:
     """The store as NDJSON lines: a header, config, queues, schedules, then every job
     (in `states`) with its history, in enqueue order."""
     header = {
@@ -296,7 +315,9 @@ def _without(record: dict[str, Any], key: str) -> dict[str, Any]:
     return {name: value for name, value in record.items() if name != key}
 
 
-def import_contents(store: Store, contents: StoreContents, *, skip_existing: bool) -> ImportResult:
+def import_contents(
+    store: TransferStore, contents: StoreContents, *, skip_existing: bool
+) -> ImportResult:
     """Write what read_export() read, all or nothing."""
     jobs, schedules = store.insert_contents(contents, skip_existing=skip_existing)
     return ImportResult(jobs, len(contents.jobs) - jobs, schedules)
@@ -315,8 +336,8 @@ class MigrationReport:
 
 
 def migrate_store(
-    source: Store,
-    target: Store,
+    source: MigrationStore,
+    target: MigrationStore,
     *,
     pause: bool,
     wait_timeout: float,
@@ -358,7 +379,7 @@ def migrate_store(
     return MigrationReport(copied, history, len(schedules), len(queues), pause)
 
 
-def _check_target_empty(target: Store, merge: bool) -> None:
+def _check_target_empty(target: MigrationStore, merge: bool) -> None:
     if merge:
         return
     jobs = sum(target.count_jobs_by_state().values())
@@ -371,7 +392,7 @@ def _check_target_empty(target: Store, merge: bool) -> None:
 
 
 def _pause_source(
-    source: Store,
+    source: MigrationStore,
     queues: Sequence[QueueSetting],
     schedules: Sequence[Schedule],
     wait_timeout: float,
@@ -398,8 +419,8 @@ def _pause_source(
 
 
 def _verify(
-    source: Store,
-    target: Store,
+    source: MigrationStore,
+    target: MigrationStore,
     before: dict[JobState, int],
     copied: dict[JobState, int],
     attempts: int,

@@ -23,6 +23,11 @@ SCHEDULE_COLUMNS = (
 EXPORT_BATCH = 500  # jobs read per query by export
 
 
+def schedule_marks(mark: str) -> str:
+    """The placeholders for SCHEDULE_COLUMNS, in the backend's `mark` (? or %s)."""
+    return ", ".join([mark] * len(SCHEDULE_COLUMNS.split(",")))
+
+
 def schedule_from_row(row: Sequence[Any], to_time: TimeReader) -> Schedule:
     """A Schedule from the columns of SCHEDULE_COLUMNS, in that order."""
 
