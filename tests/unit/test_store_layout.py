@@ -30,7 +30,8 @@ def sql_constants(path: Path) -> list[tuple[str, int]]:
             text = value.value
         elif isinstance(value, ast.JoinedStr) and value.values:
             first = value.values[0]
-            text = first.value if isinstance(first, ast.Constant) else ""
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                text = first.value
         if name.isupper() and text.lstrip().upper().startswith(SQL_WORDS):
             found.append((name, node.lineno))
     return found

@@ -14,6 +14,11 @@ JOB_COLUMNS = (
 ATTEMPT_COLUMNS = (
     "job_id, attempt, worker_id, started_at, finished_at, exit_code, error, outcome, signal"
 )
+# The columns of a schedule, in the order schedule_rows.schedule_from_row reads them.
+SCHEDULE_COLUMNS = (
+    "name, cron, timezone, command, queue, priority, max_retries, timeout, cwd, env,"
+    " catch_up, paused, created_at, next_fire_at, last_fired_at"
+)
 # The columns of a worker, in the order each backend's worker reader reads them.
 WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
 # Queues closed to claims: paused, or running as many jobs as their limit. Counts through
@@ -33,3 +38,8 @@ def dedupe_held(alias: str) -> str:
     return (
         f"{alias}.dedupe_key IS NOT NULL AND {alias}.state IN ('pending', 'failed', 'processing')"
     )
+
+
+def schedule_marks(mark: str) -> str:
+    """The placeholders for SCHEDULE_COLUMNS, in the backend's `mark` (? or %s)."""
+    return ", ".join([mark] * len(SCHEDULE_COLUMNS.split(",")))

@@ -39,10 +39,7 @@ class PostgresHealth(PostgresConnection):
     """Stale workers, throughput and the server."""
 
     def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
-        rows = self._read(
-            STALE_WORKERS,
-            (float(lease_timeout),),
-        )
+        rows = self._read(STALE_WORKERS, (float(lease_timeout),))
         return [worker_of(row) for row in rows]
 
     def inspect_storage(self) -> StoreFacts:
@@ -62,10 +59,7 @@ class PostgresHealth(PostgresConnection):
         )
 
     def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:
-        rows = self._read(
-            THROUGHPUT,
-            (float(since),),
-        )
+        rows = self._read(THROUGHPUT, (float(since),))
         return [
             ThroughputBucket(datetime.fromtimestamp(minute * 60.0, UTC), ok, failed)
             for minute, ok, failed in rows

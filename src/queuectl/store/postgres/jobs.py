@@ -26,6 +26,49 @@ from queuectl.store.sql import ATTEMPT_COLUMNS, DEDUPE_HELD, JOB_COLUMNS
 DELETE_BATCH = 500  # jobs deleted per transaction
 
 
+# A batch of plain jobs in one statement (its own transaction): arrays unnested in order,
+# and a wake-up at commit; jobs.id and jobs_dedupe_key check the ids and keys.
+INSERT_PLAIN_JOBS = (
+    "WITH new_jobs AS (INSERT INTO jobs (id, command, state, queue, priority,"
+    " max_retries, timeout, created_at, updated_at, scheduled_at, run_at, cwd,"
+    " env, retry_on_exit, fatal_on_exit, dedupe_key, depends_on)"
+    " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
+    " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env,"
+    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
+    " %s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS new (id, command,"
+    " queue, priority, max_retries, timeout, scheduled_at, cwd, env,"
+    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, position)"
+    f" ORDER BY position RETURNING {JOB_COLUMNS})"
+    f" SELECT {JOB_COLUMNS} FROM new_jobs, (SELECT pg_notify(%s, '')) AS wake"
+)
+# Wake idle workers at commit: jobs may have become claimable.
+NOTIFY = "SELECT pg_notify(%s, '')"
+# The jobs with some dedupe keys, the one holding each marked: a rare path (a skipped
+# enqueue); jobs_dedupe_key covers only held keys.
+KEY_HOLDERS = (
+    f"SELECT {JOB_COLUMNS}, {DEDUPE_HELD} FROM jobs WHERE dedupe_key = ANY(%s) ORDER BY seq"
+)
+# The first unfinished job that holds one of some dedupe keys: jobs_dedupe_key.
+KEY_HOLDER = (
+    f"SELECT dedupe_key, id, state FROM jobs WHERE dedupe_key = ANY(%s) AND {DEDUPE_HELD}"
+    " ORDER BY seq LIMIT 1"
+)
+# The first of some ids already taken: jobs.id (unique).
+FIRST_TAKEN_ID = "SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY seq LIMIT 1"
+# One job as stored: jobs.id (unique).
+GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s"
+# A job's history in order: attempts_job.
+LIST_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = %s ORDER BY seq"
+# The output of one attempt of a job, or of its latest: attempts_job.
+ATTEMPT_OUTPUT = (
+    "SELECT attempt, worker_id, finished_at IS NOT NULL, output FROM attempts"
+    " WHERE job_id = %s AND (%s::int IS NULL OR attempt = %s)"
+    " ORDER BY seq DESC LIMIT 1"
+)
+
+
 class PostgresJobs(PostgresDependencies):
     """Adding, reading and deleting jobs."""
 
@@ -58,22 +101,7 @@ class PostgresJobs(PostgresDependencies):
                 # The common case in one statement, so one round trip and its own
                 # transaction (autocommit): arrays unnested server-side, in order, and the
                 # wake-up of idle workers, which PostgreSQL delivers at commit.
-                rows = self._read(
-                    "WITH new_jobs AS (INSERT INTO jobs (id, command, state, queue, priority,"
-                    " max_retries, timeout, created_at, updated_at, scheduled_at, run_at, cwd,"
-                    " env, retry_on_exit, fatal_on_exit, dedupe_key, depends_on)"
-                    " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
-                    " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env,"
-                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on"
-                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
-                    " %s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
-                    " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS new (id, command,"
-                    " queue, priority, max_retries, timeout, scheduled_at, cwd, env,"
-                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, position)"
-                    f" ORDER BY position RETURNING {JOB_COLUMNS})"
-                    f" SELECT {JOB_COLUMNS} FROM new_jobs, (SELECT pg_notify(%s, '')) AS wake",
-                    (*columns, CHANNEL),
-                )
+                rows = self._read(INSERT_PLAIN_JOBS, (*columns, CHANNEL))
                 return [job_of(row) for row in rows]
             with self._transaction() as cursor:
                 waiting = (
@@ -105,7 +133,7 @@ class PostgresJobs(PostgresDependencies):
                     inserted |= self._key_holders(cursor, jobs, inserted)
                 if created:
                     # Delivered at commit, to every idle worker: no one waits for a poll.
-                    cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+                    cursor.execute(NOTIFY, (CHANNEL,))
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
                 if exc.__cause__.diag.constraint_name == "jobs_dedupe_key":
@@ -120,11 +148,7 @@ class PostgresJobs(PostgresDependencies):
         """For each skipped job (by its id), the job that holds its dedupe key: the one that
         is unfinished, else (it finished a moment ago) the newest with that key."""
         skipped = [job for job in jobs if job.id not in inserted]
-        cursor.execute(
-            f"SELECT {JOB_COLUMNS}, {DEDUPE_HELD} FROM jobs WHERE dedupe_key = ANY(%s)"
-            " ORDER BY seq",
-            ([job.dedupe_key for job in skipped],),
-        )
+        cursor.execute(KEY_HOLDERS, ([job.dedupe_key for job in skipped],))
         holders: dict[str, Job] = {}
         held: set[str] = set()
         for row in cursor.fetchall():
@@ -138,18 +162,14 @@ class PostgresJobs(PostgresDependencies):
     def _duplicate_key(self, jobs: Sequence[NewJob]) -> DuplicateDedupeKey:
         """Name the key that broke the batch and the job that holds it."""
         keys = list({job.dedupe_key for job in jobs if job.dedupe_key is not None})
-        rows = self._read(
-            f"SELECT dedupe_key, id, state FROM jobs WHERE dedupe_key = ANY(%s) AND {DEDUPE_HELD}"
-            " ORDER BY seq LIMIT 1",
-            (keys,),
-        )
+        rows = self._read(KEY_HOLDER, (keys,))
         if rows:
             return DuplicateDedupeKey(rows[0][0], rows[0][1], rows[0][2])
         return DuplicateDedupeKey(first_repeated_key(jobs) or "?", None)
 
     def _duplicate(self, ids: list[str]) -> DuplicateJobId:
         """Name the id that broke the batch: one already stored, or one given twice."""
-        taken = self._read("SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY seq LIMIT 1", (ids,))
+        taken = self._read(FIRST_TAKEN_ID, (ids,))
         if taken:
             return DuplicateJobId(f"job id {taken[0][0]!r} already exists")
         seen: set[str] = set()
@@ -160,7 +180,7 @@ class PostgresJobs(PostgresDependencies):
         return DuplicateJobId("a job id already exists")
 
     def get_job(self, job_id: str) -> Job | None:
-        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+        rows = self._read(GET_JOB, (job_id,))
         return job_of(rows[0]) if rows else None
 
     def _where(self, job_filter: JobFilter) -> tuple[str, list[Any]]:
@@ -197,18 +217,11 @@ class PostgresJobs(PostgresDependencies):
         return state_counts(self._read(sql, params))
 
     def list_attempts(self, job_id: str) -> list[Attempt]:
-        rows = self._read(
-            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = %s ORDER BY seq", (job_id,)
-        )
+        rows = self._read(LIST_ATTEMPTS, (job_id,))
         return [attempt_from_row(row, utc) for row in rows]
 
     def get_attempt_output(self, job_id: str, attempt: int | None) -> AttemptOutput | None:
-        rows = self._read(
-            "SELECT attempt, worker_id, finished_at IS NOT NULL, output FROM attempts"
-            " WHERE job_id = %s AND (%s::int IS NULL OR attempt = %s)"
-            " ORDER BY seq DESC LIMIT 1",
-            (job_id, attempt, attempt),
-        )
+        rows = self._read(ATTEMPT_OUTPUT, (job_id, attempt, attempt))
         if not rows:
             return None
         number, worker_id, finished, output = rows[0]

@@ -41,18 +41,12 @@ class PostgresQueues(PostgresConnection):
         )
 
     def set_queue_paused(self, name: str, paused: bool) -> None:
-        self._execute(
-            SET_PAUSED,
-            (name, paused),
-        )
+        self._execute(SET_PAUSED, (name, paused))
         if not paused:
             self._execute(NOTIFY, (CHANNEL,))
 
     def set_queue_limit(self, name: str, max_running: int | None) -> None:
-        self._execute(
-            SET_LIMIT,
-            (name, max_running),
-        )
+        self._execute(SET_LIMIT, (name, max_running))
         self._limits_read_at = float("-inf")
         # A raised or removed limit may open the queue: idle workers should look now.
         self._execute(NOTIFY, (CHANNEL,))
@@ -61,7 +55,4 @@ class PostgresQueues(PostgresConnection):
         return dict(self._read(GET_CONFIG))
 
     def set_config(self, key: str, value: str) -> None:
-        self._execute(
-            SET_CONFIG,
-            (key, value),
-        )
+        self._execute(SET_CONFIG, (key, value))

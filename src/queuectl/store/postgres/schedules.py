@@ -14,64 +14,78 @@ from queuectl.core.errors import DuplicateSchedule, StoreUnavailable
 from queuectl.core.models import NewJob
 from queuectl.store.postgres.connection import CHANNEL, PostgresConnection
 from queuectl.store.postgres.rows import utc
+from queuectl.store.sql import SCHEDULE_COLUMNS, schedule_marks
 
 if TYPE_CHECKING:
     from queuectl.core.schedule import Schedule
+
+
+# A new schedule: the schedules primary key refuses a name taken.
+INSERT_SCHEDULE = f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES ({schedule_marks('%s')})"
+# Schedules by name (one, or all): the schedules primary key.
+LIST_SCHEDULES = (
+    f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
+    " WHERE %(name)s::text IS NULL OR name = %(name)s ORDER BY name"
+)
+# Remove a schedule: the schedules primary key.
+DELETE_SCHEDULE = "DELETE FROM schedules WHERE name = %s"
+# Pause or resume a schedule: the schedules primary key.
+PAUSE_SCHEDULE = "UPDATE schedules SET paused = %s, next_fire_at = %s WHERE name = %s"
+# Unpaused schedules due by the server's now: schedules_due.
+DUE_SCHEDULES = (
+    f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE NOT paused AND next_fire_at <= now()"
+    " ORDER BY next_fire_at"
+)
+# Move a schedule to its next firing, guarded by the firing read: the schedules primary key.
+MOVE_SCHEDULE_ON = (
+    "UPDATE schedules SET next_fire_at = %s,"
+    " last_fired_at = coalesce(%s, last_fired_at)"
+    " WHERE name = %s AND NOT paused AND next_fire_at = %s"
+)
+# A job of a firing, unless its id (schedule and time) exists: jobs.id (unique).
+INSERT_FIRED_JOB = (
+    "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
+    " created_at, updated_at, scheduled_at, run_at, cwd, env)"
+    " VALUES (%s, %s, 'pending', %s, %s, %s, %s, now(), now(), %s,"
+    " coalesce(%s, now()), %s, %s) ON CONFLICT (id) DO NOTHING"
+)
+# Wake idle workers at commit: the firing's jobs are claimable.
+NOTIFY = "SELECT pg_notify(%s, '')"
 
 
 class PostgresSchedules(PostgresConnection):
     """Recurring jobs. The shared row readers are imported on use: off the enqueue path."""
 
     def insert_schedule(self, schedule: Schedule) -> None:
-        from queuectl.store.schedule_rows import (  # on use: off the enqueue path
-            SCHEDULE_COLUMNS,
-            schedule_marks,
-            schedule_values,
-        )
+        from queuectl.store.schedule_rows import schedule_values  # on use: off the enqueue path
 
         try:
-            self._execute(
-                f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES ({schedule_marks('%s')})",
-                schedule_values(schedule, _same),
-            )
+            self._execute(INSERT_SCHEDULE, schedule_values(schedule, _same))
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
                 raise DuplicateSchedule(f"schedule {schedule.name!r} already exists") from None
             raise
 
     def list_schedules(self, name: str | None = None) -> list[Schedule]:
-        from queuectl.store.schedule_rows import (  # on use: off the enqueue path
-            SCHEDULE_COLUMNS,
-            schedule_from_row,
-        )
+        from queuectl.store.schedule_rows import schedule_from_row  # on use: off the enqueue path
 
         rows = self._read(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
-            " WHERE %(name)s::text IS NULL OR name = %(name)s ORDER BY name",
+            LIST_SCHEDULES,
             {"name": name},
         )
         return [schedule_from_row(row, utc) for row in rows]
 
     def delete_schedule(self, name: str) -> bool:
-        return self._execute("DELETE FROM schedules WHERE name = %s", (name,)).rowcount == 1
+        return self._execute(DELETE_SCHEDULE, (name,)).rowcount == 1
 
     def set_schedule_paused(self, name: str, paused: bool, next_fire_at: datetime | None) -> bool:
-        cursor = self._execute(
-            "UPDATE schedules SET paused = %s, next_fire_at = %s WHERE name = %s",
-            (paused, next_fire_at, name),
-        )
+        cursor = self._execute(PAUSE_SCHEDULE, (paused, next_fire_at, name))
         return cursor.rowcount == 1
 
     def list_due_schedules(self) -> list[Schedule]:
-        from queuectl.store.schedule_rows import (  # on use: off the enqueue path
-            SCHEDULE_COLUMNS,
-            schedule_from_row,
-        )
+        from queuectl.store.schedule_rows import schedule_from_row  # on use: off the enqueue path
 
-        rows = self._read(
-            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE NOT paused AND next_fire_at <= now()"
-            " ORDER BY next_fire_at"
-        )
+        rows = self._read(DUE_SCHEDULES)
         return [schedule_from_row(row, utc) for row in rows]
 
     def fire_schedule(
@@ -83,19 +97,13 @@ class PostgresSchedules(PostgresConnection):
             # Under READ COMMITTED a racing worker's UPDATE waits for this one's row lock, then
             # re-reads next_fire_at, finds it moved on, and updates nothing.
             cursor.execute(
-                "UPDATE schedules SET next_fire_at = %s,"
-                " last_fired_at = coalesce(%s, last_fired_at)"
-                " WHERE name = %s AND NOT paused AND next_fire_at = %s",
-                (next_fire_at, last_fired, schedule.name, schedule.next_fire_at),
+                MOVE_SCHEDULE_ON, (next_fire_at, last_fired, schedule.name, schedule.next_fire_at)
             )
             if cursor.rowcount != 1:
                 return False
             for job in jobs:
                 cursor.execute(
-                    "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
-                    " created_at, updated_at, scheduled_at, run_at, cwd, env)"
-                    " VALUES (%s, %s, 'pending', %s, %s, %s, %s, now(), now(), %s,"
-                    " coalesce(%s, now()), %s, %s) ON CONFLICT (id) DO NOTHING",
+                    INSERT_FIRED_JOB,
                     (
                         job.id,
                         job.command,
@@ -110,7 +118,7 @@ class PostgresSchedules(PostgresConnection):
                     ),
                 )
             if jobs:
-                cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+                cursor.execute(NOTIFY, (CHANNEL,))
         return True
 
 

@@ -48,8 +48,7 @@ class PostgresWorkers(PostgresConnection):
             # Keep the table small: forget workers that stopped more than a day ago.
             cursor.execute(FORGET_STOPPED_WORKERS)
             cursor.execute(
-                REGISTER_WORKER,
-                (worker_id, host, pid, list(queues) if queues else None),
+                REGISTER_WORKER, (worker_id, host, pid, list(queues) if queues else None)
             )
 
     def heartbeat(
@@ -57,23 +56,14 @@ class PostgresWorkers(PostgresConnection):
     ) -> bool:
         # current_job_id is not written: claim and finish keep it exact, and a copy read
         # by the heartbeat thread could be stale by the time it lands.
-        rows = self._read(
-            HEARTBEAT,
-            (status, worker_id),
-        )
+        rows = self._read(HEARTBEAT, (status, worker_id))
         return bool(rows[0][0]) if rows else True
 
     def deregister_worker(self, worker_id: str) -> None:
-        self._execute(
-            DEREGISTER_WORKER,
-            (worker_id,),
-        )
+        self._execute(DEREGISTER_WORKER, (worker_id,))
 
     def list_workers(self, lease_timeout: float) -> list[WorkerInfo]:
-        rows = self._read(
-            ACTIVE_WORKERS,
-            (float(lease_timeout),),
-        )
+        rows = self._read(ACTIVE_WORKERS, (float(lease_timeout),))
         return [worker_of(row) for row in rows]
 
     def get_worker(self, worker_id: str) -> WorkerInfo | None:
@@ -82,7 +72,4 @@ class PostgresWorkers(PostgresConnection):
 
     def request_stop(self, worker_ids: Sequence[str]) -> None:
         if worker_ids:
-            self._execute(
-                REQUEST_STOP,
-                (list(worker_ids),),
-            )
+            self._execute(REQUEST_STOP, (list(worker_ids),))

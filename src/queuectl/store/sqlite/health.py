@@ -35,10 +35,7 @@ class SqliteHealth(SqliteConnection):
     """Stale workers, throughput and the files of the store."""
 
     def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
-        rows = self._read(
-            STALE_WORKERS,
-            (self._now() - lease_timeout,),
-        )
+        rows = self._read(STALE_WORKERS, (self._now() - lease_timeout,))
         return [worker_of(row) for row in rows]
 
     def inspect_storage(self) -> StoreFacts:
@@ -69,8 +66,5 @@ class SqliteHealth(SqliteConnection):
         )
 
     def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:
-        rows = self._read(
-            THROUGHPUT,
-            (self._now() - since,),
-        )
+        rows = self._read(THROUGHPUT, (self._now() - since,))
         return [ThroughputBucket(moment(minute * 60.0), ok, failed) for minute, ok, failed in rows]

@@ -23,6 +23,16 @@ from queuectl.store.sqlite.rows import job_of, moment, new_job, queue_filter, st
 DELETE_BATCH = 500  # jobs deleted per write transaction
 
 
+# An edge of a new job: the primary key of job_dependencies.
+INSERT_EDGE = "INSERT INTO job_dependencies (job_id, depends_on_id) VALUES (?, ?)"
+# The unfinished job that holds a dedupe key: jobs_dedupe_key.
+KEY_HOLDER_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = ? AND {DEDUPE_HELD}"
+# One job as stored: jobs.id (unique).
+GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+# A job's history in order: attempts_job.
+LIST_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ? ORDER BY seq"
+
+
 class SqliteJobs(SqliteDependencies):
     """Adding, reading and deleting jobs."""
 
@@ -73,7 +83,7 @@ class SqliteJobs(SqliteDependencies):
                     added, inserted = [new_job(job, now) for job in jobs], None
                 if has_dependencies:
                     conn.executemany(
-                        "INSERT INTO job_dependencies (job_id, depends_on_id) VALUES (?, ?)",
+                        INSERT_EDGE,
                         [
                             (job.id, dep)
                             for job in jobs
@@ -108,10 +118,7 @@ class SqliteJobs(SqliteDependencies):
             if added is not None:
                 result.append(new_job(job, now))
                 continue
-            held = conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = ? AND {DEDUPE_HELD}",
-                (job.dedupe_key,),
-            ).fetchone()
+            held = conn.execute(KEY_HOLDER_JOB, (job.dedupe_key,)).fetchone()
             result.append(job_of(held))
         return result
 
@@ -139,7 +146,7 @@ class SqliteJobs(SqliteDependencies):
         return found
 
     def get_job(self, job_id: str) -> Job | None:
-        rows = self._read(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        rows = self._read(GET_JOB, (job_id,))
         return job_of(rows[0]) if rows else None
 
     def list_jobs(self, job_filter: JobFilter) -> list[Job]:
@@ -176,9 +183,7 @@ class SqliteJobs(SqliteDependencies):
         return state_counts(self._read(sql, params))
 
     def list_attempts(self, job_id: str) -> list[Attempt]:
-        rows = self._read(
-            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ? ORDER BY seq", (job_id,)
-        )
+        rows = self._read(LIST_ATTEMPTS, (job_id,))
         return [attempt_from_row(row, moment) for row in rows]
 
     def get_attempt_output(self, job_id: str, attempt: int | None) -> AttemptOutput | None:

@@ -40,24 +40,15 @@ class SqliteQueues(SqliteConnection):
 
     def set_queue_paused(self, name: str, paused: bool) -> None:
         with self._write() as conn:
-            conn.execute(
-                SET_PAUSED,
-                (name, paused),
-            )
+            conn.execute(SET_PAUSED, (name, paused))
 
     def set_queue_limit(self, name: str, max_running: int | None) -> None:
         with self._write() as conn:
-            conn.execute(
-                SET_LIMIT,
-                (name, max_running),
-            )
+            conn.execute(SET_LIMIT, (name, max_running))
 
     def get_config(self) -> dict[str, str]:
         return dict(self._read(GET_CONFIG))
 
     def set_config(self, key: str, value: str) -> None:
         with self._write() as conn:
-            conn.execute(
-                SET_CONFIG,
-                (key, value),
-            )
+            conn.execute(SET_CONFIG, (key, value))

@@ -44,10 +44,7 @@ class SqliteWorkers(SqliteConnection):
         now = self._now()
         with self._write() as conn:
             # Keep the table small: forget workers that stopped more than a day ago.
-            conn.execute(
-                FORGET_STOPPED_WORKERS,
-                (now - 86400,),
-            )
+            conn.execute(FORGET_STOPPED_WORKERS, (now - 86400,))
             conn.execute(
                 REGISTER_WORKER,
                 (worker_id, host, pid, ",".join(queues) if queues else None, now, now),
@@ -57,24 +54,15 @@ class SqliteWorkers(SqliteConnection):
         self, worker_id: str, current_job_id: str | None, status: str = "running"
     ) -> bool:
         with self._write() as conn:
-            row = conn.execute(
-                HEARTBEAT,
-                (self._now(), status, worker_id),
-            ).fetchone()
+            row = conn.execute(HEARTBEAT, (self._now(), status, worker_id)).fetchone()
         return bool(row[0]) if row else True
 
     def deregister_worker(self, worker_id: str) -> None:
         with self._write() as conn:
-            conn.execute(
-                DEREGISTER_WORKER,
-                (self._now(), worker_id),
-            )
+            conn.execute(DEREGISTER_WORKER, (self._now(), worker_id))
 
     def list_workers(self, lease_timeout: float) -> list[WorkerInfo]:
-        rows = self._read(
-            ACTIVE_WORKERS,
-            (self._now() - lease_timeout,),
-        )
+        rows = self._read(ACTIVE_WORKERS, (self._now() - lease_timeout,))
         return [worker_of(row) for row in rows]
 
     def get_worker(self, worker_id: str) -> WorkerInfo | None:
