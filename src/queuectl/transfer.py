@@ -9,11 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any, Protocol
 
 from queuectl import __version__
@@ -21,6 +19,7 @@ from queuectl.core import settings as config
 from queuectl.core.errors import InvalidJobSpec, QueuectlError, WrongState
 from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import Attempt, Job, JobState
+from queuectl.core.plain import from_plain, plain_value, to_plain
 from queuectl.core.schedule import Schedule, check_schedule_name, check_timezone
 from queuectl.core.spec import check_queue
 from queuectl.store.base import (
@@ -43,7 +42,6 @@ FORMAT = "queuectl-export"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1 files carry the same records, without that list
 PAUSE_POLL = 0.2  # seconds between checks for running jobs while `store migrate` waits
-_UnionType = type(int | None)
 
 
 class ExportSource(StoreLifecycle, TransferStore, QueueStore, ScheduleStore, Protocol):
@@ -52,86 +50,6 @@ class ExportSource(StoreLifecycle, TransferStore, QueueStore, ScheduleStore, Pro
 
 class MigrationStore(ExportSource, JobStore, WorkerStore, Protocol):
     """The roles of the stores `store migrate` reads, pauses, writes and checks."""
-
-
-# -- one model <-> one JSON object ------------------------------------------------------
-
-
-def to_plain(model: Any) -> dict[str, Any]:
-    """Every field of a dataclass as JSON: times in RFC 3339 UTC with microseconds."""
-    return {
-        field.name: _plain_value(getattr(model, field.name)) for field in dataclasses.fields(model)
-    }
-
-
-def _plain_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple):
-        return [_plain_value(item) for item in value]
-    return value
-
-
-def from_plain(kind: type[Any], data: Any, what: str) -> Any:
-    """A dataclass from to_plain()'s output, checking every field's JSON type."""
-    if not isinstance(data, dict):
-        raise InvalidJobSpec(f"{what}: expected an object")
-    hints = typing.get_type_hints(kind)
-    fields = {field.name: field for field in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise InvalidJobSpec(f"{what}: unknown field {unknown[0]!r}")
-    values: dict[str, Any] = {}
-    for name, field in fields.items():
-        if name not in data:
-            if (
-                field.default is dataclasses.MISSING
-                and field.default_factory is dataclasses.MISSING
-            ):
-                raise InvalidJobSpec(f"{what}: missing field {name!r}")
-            continue
-        values[name] = _typed_value(hints[name], data[name], f"{what}: {name}")
-    return kind(**values)
-
-
-def _typed_value(hint: Any, value: Any, what: str) -> Any:  # noqa: C901 (one case per type)
-    options = (
-        typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
-    )
-    if value is None:
-        if type(None) in options:
-            return None
-        raise InvalidJobSpec(f"{what} must not be null")
-    for option in options:
-        origin = typing.get_origin(option) or option
-        if option is datetime and isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                break
-            if parsed.tzinfo is None:
-                break
-            return parsed.astimezone(UTC)
-        if isinstance(origin, type) and issubclass(origin, Enum) and isinstance(value, str):
-            try:
-                return origin(value)
-            except ValueError:
-                break
-        if option is bool and isinstance(value, bool):
-            return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if option is str and isinstance(value, str):
-            return value
-        if origin is dict and isinstance(value, dict):
-            return value
-        if origin in (list, tuple) and isinstance(value, list):
-            return value if origin is list else tuple(value)
-    raise InvalidJobSpec(f"{what} has the wrong type or value: {json.dumps(value)[:60]}")
 
 
 # -- export -----------------------------------------------------------------------------
@@ -146,7 +64,7 @@ def export_lines(store: ExportSource, states: Sequence[JobState] = ()) -> Iterat
         "version": FORMAT_VERSION,
         "tables": sorted(CARRIED_TABLES),
         "queuectl": __version__,
-        "exported_at": _plain_value(store.now()),
+        "exported_at": plain_value(store.now()),
     }
     yield _line(header)
     yield _line({"type": "config", "values": store.get_config()})

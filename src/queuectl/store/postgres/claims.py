@@ -13,7 +13,7 @@ import psycopg
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import AttemptOutcome, Job, JobState
 from queuectl.crashpoint import crash_point
-from queuectl.store.postgres.connection import CHANNEL, Cursor
+from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor
 from queuectl.store.postgres.dependencies import PostgresDependencies
 from queuectl.store.postgres.rows import job_of, without_nul
 from queuectl.store.records import AttemptRecord
@@ -30,7 +30,7 @@ log = logging.getLogger("queuectl.store")
 # record it as the worker's current job. All of it commits or none of it does. The start
 # is the clock read while the statement runs, not now() (when the transaction began, which
 # may be before it waited for a queue limit's lock): so a run never seems to start before
-# the run it waited for had ended.
+# the run it waited for had ended. The pick reads jobs_claimable in claim order.
 CLAIM_SQL = f"""
 WITH clock AS (
     SELECT clock_timestamp() AS at
@@ -59,7 +59,8 @@ SELECT {JOB_COLUMNS} FROM claimed
 
 
 # Finish in one statement too; guarded by the claim it ends (state, holder, attempt
-# number), so a rescued or cancelled job is left alone and zero rows come back.
+# number), so a rescued or cancelled job is left alone and zero rows come back. jobs.id,
+# attempts_job and the workers key find the rows.
 FINISH_SQL = """
 WITH finished AS (
     UPDATE jobs SET state = %(state)s,
@@ -115,8 +116,6 @@ HELD_BY = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND locked_by = %s"
     " ORDER BY seq LIMIT 1"
 )
-# Wake idle workers at commit: a job may have become claimable.
-NOTIFY = "SELECT pg_notify(%s, '')"
 # Processing jobs whose worker stopped or went silent, by the server's clock (hosts with
 # skewed clocks agree): jobs_state, then the workers key.
 STALE_JOBS = (

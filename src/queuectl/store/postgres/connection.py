@@ -29,6 +29,8 @@ SCHEMA_VERSION = latest_version("postgres")  # the newest file in migrations/pos
 MIGRATION_LOCK = 0x71756575  # pg_advisory_xact_lock key ("queu"): one migrator at a time
 SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
 CHANNEL = "queuectl_jobs"  # NOTIFY channel: a job may have become claimable
+# Wake idle workers (delivered at commit): a job may have become claimable.
+NOTIFY = "SELECT pg_notify(%s, '')"
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq default: forever)
 RECONNECT_FIRST = 0.1  # seconds before the second try to reopen a lost main connection
 RECONNECT_MAX = 5.0  # seconds; cap of the main connection's reconnect backoff

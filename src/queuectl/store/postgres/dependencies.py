@@ -11,14 +11,13 @@ from psycopg import errors as pg_errors
 from queuectl.core.errors import StoreUnavailable
 from queuectl.core.models import Job, JobState, NewJob
 from queuectl.store import dependencies
-from queuectl.store.postgres.connection import CHANNEL, Cursor, PostgresConnection
+from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor, PostgresConnection
 from queuectl.store.postgres.rows import job_of
 from queuectl.store.rows import key_taken
 from queuectl.store.sql import JOB_COLUMNS, dedupe_held
 
 REQUEUE_TRIES = 3  # a bulk DLQ retry that races an enqueue of one of its keys tries again
 
-# Each statement: what it does, and the index it goes through.
 # Lock a batch's dependencies (in id order: no deadlock between two such batches), mark them
 # has_dependents and read their states: jobs.id (unique).
 LOCK_DEPENDENCIES = (
@@ -95,8 +94,6 @@ RECOUNT_WAITING = (
     " JOIN jobs AS dep ON dep.id = d.depends_on_id"
     " WHERE d.job_id = jobs.id AND dep.state <> 'completed') WHERE id = ANY(%s)"
 )
-# Wake idle workers at commit: a job may have become claimable.
-NOTIFY = "SELECT pg_notify(%s, '')"
 
 
 class PostgresDependencies(PostgresConnection):

@@ -11,7 +11,7 @@ from psycopg import errors as pg_errors
 
 from queuectl.core.errors import DuplicateDedupeKey, DuplicateJobId, StoreUnavailable
 from queuectl.core.models import Attempt, Job, JobState, NewJob
-from queuectl.store.postgres.connection import CHANNEL, Cursor
+from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor
 from queuectl.store.postgres.dependencies import PostgresDependencies
 from queuectl.store.postgres.rows import job_of, utc
 from queuectl.store.records import AttemptOutput, JobFilter
@@ -43,8 +43,6 @@ INSERT_PLAIN_JOBS = (
     f" ORDER BY position RETURNING {JOB_COLUMNS})"
     f" SELECT {JOB_COLUMNS} FROM new_jobs, (SELECT pg_notify(%s, '')) AS wake"
 )
-# Wake idle workers at commit: jobs may have become claimable.
-NOTIFY = "SELECT pg_notify(%s, '')"
 # The jobs with some dedupe keys, the one holding each marked: a rare path (a skipped
 # enqueue); jobs_dedupe_key covers only held keys.
 KEY_HOLDERS = (

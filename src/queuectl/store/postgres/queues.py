@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from queuectl.store.postgres.connection import CHANNEL, PostgresConnection
+from queuectl.store.postgres.connection import CHANNEL, NOTIFY, PostgresConnection
 from queuectl.store.records import QueueInfo
 from queuectl.store.rows import queue_infos
 
@@ -15,8 +15,6 @@ SET_PAUSED = (
     "INSERT INTO queues (name, paused) VALUES (%s, %s)"
     " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused"
 )
-# Wake idle workers at commit: a queue may have opened.
-NOTIFY = "SELECT pg_notify(%s, '')"
 # Set or remove a queue's limit: the queues primary key.
 SET_LIMIT = (
     "INSERT INTO queues (name, max_running) VALUES (%s, %s)"

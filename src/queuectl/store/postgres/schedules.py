@@ -12,7 +12,7 @@ from psycopg import errors as pg_errors
 
 from queuectl.core.errors import DuplicateSchedule, StoreUnavailable
 from queuectl.core.models import NewJob
-from queuectl.store.postgres.connection import CHANNEL, PostgresConnection
+from queuectl.store.postgres.connection import CHANNEL, NOTIFY, PostgresConnection
 from queuectl.store.postgres.rows import utc
 from queuectl.store.sql import SCHEDULE_COLUMNS, schedule_marks
 
@@ -49,8 +49,6 @@ INSERT_FIRED_JOB = (
     " VALUES (%s, %s, 'pending', %s, %s, %s, %s, now(), now(), %s,"
     " coalesce(%s, now()), %s, %s) ON CONFLICT (id) DO NOTHING"
 )
-# Wake idle workers at commit: the firing's jobs are claimable.
-NOTIFY = "SELECT pg_notify(%s, '')"
 
 
 class PostgresSchedules(PostgresConnection):

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from queuectl.core.models import Job, JobState
 from queuectl.store.contents import job_records, write_contents
-from queuectl.store.postgres.connection import CHANNEL, Cursor, PostgresConnection
-from queuectl.store.postgres.dependencies import NOTIFY, RECOUNT_WAITING
+from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor, PostgresConnection
+from queuectl.store.postgres.dependencies import RECOUNT_WAITING
 from queuectl.store.postgres.queues import SET_CONFIG
 from queuectl.store.postgres.rows import job_of, utc, without_nul
 from queuectl.store.postgres.schedules import INSERT_SCHEDULE
@@ -21,7 +21,6 @@ from queuectl.store.sql import ATTEMPT_COLUMNS, JOB_COLUMNS
 if TYPE_CHECKING:
     from queuectl.core.schedule import Schedule
 
-# Each statement: what it does, and the index it goes through.
 # A batch of jobs (in some states, or all) in enqueue order after a seq: the jobs primary key.
 JOBS_AFTER = (
     f"SELECT seq, {JOB_COLUMNS} FROM jobs WHERE seq > %(after)s"

@@ -16,7 +16,6 @@ from queuectl.store.sqlite.rows import job_of, queue_filter
 
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 
-# Each statement: what it does, and the index it goes through.
 # The next claimable job (SPEC 2.2 order; {queues} filled in): jobs_claimable, read in
 # claim order up to the first due row.
 PICK_NEXT = (

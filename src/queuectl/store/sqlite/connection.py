@@ -4,7 +4,6 @@ errors as one line a user can act on."""
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import sqlite3
@@ -29,7 +28,6 @@ BUSY_PAUSE_MAX = 0.1  # seconds; cap of the jittered pause
 JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes the WAL keeps on disk once a checkpoint resets it
 SQLITE_BUSY, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 5, 8, 10, 13, 14
 
-log = logging.getLogger("queuectl.store")
 T = TypeVar("T")
 
 

@@ -13,7 +13,6 @@ from queuectl.store.sql import JOB_COLUMNS, dedupe_held
 from queuectl.store.sqlite.connection import SqliteConnection
 from queuectl.store.sqlite.rows import job_of
 
-# Each statement: what it does, and the index it goes through.
 # The states of a batch's dependencies (a chunk of ids: ? marks appended); jobs.id (unique).
 DEPENDENCY_STATES = "SELECT id, state FROM jobs WHERE id IN "
 # One wait fewer for the jobs that wait for a completed job: job_dependencies_dependents.

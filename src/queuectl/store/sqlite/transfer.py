@@ -21,7 +21,6 @@ from queuectl.store.sqlite.schedules import INSERT_SCHEDULE
 if TYPE_CHECKING:
     from queuectl.core.schedule import Schedule
 
-# Each statement: what it does, and the index it goes through.
 # A batch of jobs in enqueue order after a seq ({states} filled in): the jobs primary key.
 JOBS_AFTER = f"SELECT seq, {JOB_COLUMNS} FROM jobs WHERE seq > ?{{states}} ORDER BY seq LIMIT ?"
 # The histories of a batch of jobs (? marks appended): attempts_job.
