@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 DAY = 86400.0  # seconds
 
@@ -92,3 +94,42 @@ def set_next_firing(target: str, name: str, when: datetime) -> None:
                 "UPDATE schedules SET next_fire_at = ? WHERE name = ?", (when.timestamp(), name)
             ).rowcount
     assert changed == 1, f"no schedule {name!r}"
+
+
+@contextlib.contextmanager
+def raw(target: str) -> Iterator[Any]:
+    """A connection of our own to a store's database, committing each statement."""
+    if target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("SET search_path TO queuectl")
+            yield conn
+        return
+    path = target.removeprefix("sqlite://")
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        yield conn
+
+
+def tables(conn: Any) -> list[str]:
+    """The tables of a store's schema, as its database catalog lists them."""
+    if isinstance(conn, sqlite3.Connection):
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return sorted(row[0] for row in rows if not row[0].startswith("sqlite_"))
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'queuectl'"
+    ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
+def columns(conn: Any, table: str) -> set[str]:
+    """The columns of one table, as the database catalog lists them."""
+    if isinstance(conn, sqlite3.Connection):
+        return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = 'queuectl' AND table_name = %s",
+        (table,),
+    ).fetchall()
+    return {row[0] for row in rows}

@@ -15,7 +15,15 @@ CRASH_EXIT_STATUS = 86
 # before-record: the command has ended; its result is not recorded yet.
 # after-record: the result is recorded; the worker dies before its next step.
 # during-rescue: a stale job's leftover processes are killed but the lost run not recorded.
-POINTS = ("after-claim", "before-record", "after-record", "during-rescue")
+# between-finish-and-release: inside the store's finish transaction, after the job's row is
+#   written and before its dependents are released: a crash here must roll back both.
+POINTS = (
+    "after-claim",
+    "before-record",
+    "after-record",
+    "during-rescue",
+    "between-finish-and-release",
+)
 # Faults that raise an unexpected exception instead, inside one task of a worker, to prove
 # that any bug there ends the worker safely: raise-in-heartbeat, raise-in-rescue,
 # raise-in-retention, raise-in-schedules, raise-in-output, raise-in-job-loop.

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Protocol
 
 from queuectl.core.errors import ScheduleNotFound
 from queuectl.core.schedule import Schedule, check_schedule_name, firing_job
-from queuectl.store.base import Store
+from queuectl.store.base import ScheduleStore, StoreLifecycle
 
 log = logging.getLogger("queuectl.worker")
 
 
+class SchedulingStore(StoreLifecycle, ScheduleStore, Protocol):
+    """The roles of the store that recurring jobs use."""
+
+
 class ScheduleService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SchedulingStore) -> None:
         self.store = store
 
     def add(self, schedule: Schedule) -> Schedule:

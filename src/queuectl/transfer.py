@@ -9,120 +9,62 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from queuectl import __version__
 from queuectl.core import settings as config
 from queuectl.core.errors import InvalidJobSpec, QueuectlError, WrongState
 from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import Attempt, Job, JobState
+from queuectl.core.plain import from_plain, plain_value, to_plain
 from queuectl.core.schedule import Schedule, check_schedule_name, check_timezone
 from queuectl.core.spec import check_queue
-from queuectl.store.base import JobRecord, QueueSetting, Store, StoreContents, StoredAttempt
+from queuectl.store.base import (
+    JobRecord,
+    JobStore,
+    QueueSetting,
+    QueueStore,
+    ScheduleStore,
+    StoreContents,
+    StoredAttempt,
+    StoreLifecycle,
+    TransferStore,
+    WorkerStore,
+)
+from queuectl.store.tables import CARRIED_TABLES
 
 FORMAT = "queuectl-export"
-FORMAT_VERSION = 1  # bump when a reader of the old format could misread the new one
+# Bump when a reader of the old format could misread the new one. 2: the header lists the
+# tables the export carries (an older queuectl would drop job dependencies on import).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 files carry the same records, without that list
 PAUSE_POLL = 0.2  # seconds between checks for running jobs while `store migrate` waits
-_UnionType = type(int | None)
 
 
-# -- one model <-> one JSON object ------------------------------------------------------
+class ExportSource(StoreLifecycle, TransferStore, QueueStore, ScheduleStore, Protocol):
+    """The roles of the store an export reads."""
 
 
-def to_plain(model: Any) -> dict[str, Any]:
-    """Every field of a dataclass as JSON: times in RFC 3339 UTC with microseconds."""
-    return {
-        field.name: _plain_value(getattr(model, field.name)) for field in dataclasses.fields(model)
-    }
-
-
-def _plain_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple):
-        return [_plain_value(item) for item in value]
-    return value
-
-
-def from_plain(kind: type[Any], data: Any, what: str) -> Any:
-    """A dataclass from to_plain()'s output, checking every field's JSON type."""
-    if not isinstance(data, dict):
-        raise InvalidJobSpec(f"{what}: expected an object")
-    hints = typing.get_type_hints(kind)
-    fields = {field.name: field for field in dataclasses.fields(kind)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise InvalidJobSpec(f"{what}: unknown field {unknown[0]!r}")
-    values: dict[str, Any] = {}
-    for name, field in fields.items():
-        if name not in data:
-            if (
-                field.default is dataclasses.MISSING
-                and field.default_factory is dataclasses.MISSING
-            ):
-                raise InvalidJobSpec(f"{what}: missing field {name!r}")
-            continue
-        values[name] = _typed_value(hints[name], data[name], f"{what}: {name}")
-    return kind(**values)
-
-
-def _typed_value(hint: Any, value: Any, what: str) -> Any:  # noqa: C901 (one case per type)
-    options = (
-        typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
-    )
-    if value is None:
-        if type(None) in options:
-            return None
-        raise InvalidJobSpec(f"{what} must not be null")
-    for option in options:
-        origin = typing.get_origin(option) or option
-        if option is datetime and isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                break
-            if parsed.tzinfo is None:
-                break
-            return parsed.astimezone(UTC)
-        if isinstance(origin, type) and issubclass(origin, Enum) and isinstance(value, str):
-            try:
-                return origin(value)
-            except ValueError:
-                break
-        if option is bool and isinstance(value, bool):
-            return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if option is str and isinstance(value, str):
-            return value
-        if origin is dict and isinstance(value, dict):
-            return value
-        if origin in (list, tuple) and isinstance(value, list):
-            return value if origin is list else tuple(value)
-    raise InvalidJobSpec(f"{what} has the wrong type or value: {json.dumps(value)[:60]}")
+class MigrationStore(ExportSource, JobStore, WorkerStore, Protocol):
+    """The roles of the stores `store migrate` reads, pauses, writes and checks."""
 
 
 # -- export -----------------------------------------------------------------------------
 
 
-def export_lines(store: Store, states: Sequence[JobState] = ()) -> Iterator[str]:
+def export_lines(store: ExportSource, states: Sequence[JobState] = ()) -> Iterator[str]:
     """The store as NDJSON lines: a header, config, queues, schedules, then every job
     (in `states`) with its history, in enqueue order."""
     header = {
         "type": "header",
         "format": FORMAT,
         "version": FORMAT_VERSION,
+        "tables": sorted(CARRIED_TABLES),
         "queuectl": __version__,
-        "exported_at": _plain_value(store.now()),
+        "exported_at": plain_value(store.now()),
     }
     yield _line(header)
     yield _line({"type": "config", "values": store.get_config()})
@@ -217,10 +159,22 @@ def _check_header(record: dict[str, Any]) -> None:
     if record.get("type") != "header" or record.get("format") != FORMAT:
         raise InvalidJobSpec("not a queuectl export: the first line must be its header")
     version = record.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise InvalidJobSpec(
             f"export format version {version!r} is not supported (this queuectl reads "
-            f"version {FORMAT_VERSION}): use the queuectl that wrote it, or a newer one"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}): use the queuectl that "
+            "wrote it, or a newer one"
+        )
+    if version == 1:
+        return
+    tables = record.get("tables")
+    if not isinstance(tables, list) or not all(isinstance(name, str) for name in tables):
+        raise InvalidJobSpec("the header's tables must be an array of names")
+    unknown = sorted(set(tables) - set(CARRIED_TABLES))
+    if unknown:
+        raise InvalidJobSpec(
+            f"the export carries table {unknown[0]!r}, which this queuectl cannot import: "
+            "use a newer one"
         )
 
 
@@ -279,7 +233,9 @@ def _without(record: dict[str, Any], key: str) -> dict[str, Any]:
     return {name: value for name, value in record.items() if name != key}
 
 
-def import_contents(store: Store, contents: StoreContents, *, skip_existing: bool) -> ImportResult:
+def import_contents(
+    store: TransferStore, contents: StoreContents, *, skip_existing: bool
+) -> ImportResult:
     """Write what read_export() read, all or nothing."""
     jobs, schedules = store.insert_contents(contents, skip_existing=skip_existing)
     return ImportResult(jobs, len(contents.jobs) - jobs, schedules)
@@ -298,8 +254,8 @@ class MigrationReport:
 
 
 def migrate_store(
-    source: Store,
-    target: Store,
+    source: MigrationStore,
+    target: MigrationStore,
     *,
     pause: bool,
     wait_timeout: float,
@@ -341,7 +297,7 @@ def migrate_store(
     return MigrationReport(copied, history, len(schedules), len(queues), pause)
 
 
-def _check_target_empty(target: Store, merge: bool) -> None:
+def _check_target_empty(target: MigrationStore, merge: bool) -> None:
     if merge:
         return
     jobs = sum(target.count_jobs_by_state().values())
@@ -354,7 +310,7 @@ def _check_target_empty(target: Store, merge: bool) -> None:
 
 
 def _pause_source(
-    source: Store,
+    source: MigrationStore,
     queues: Sequence[QueueSetting],
     schedules: Sequence[Schedule],
     wait_timeout: float,
@@ -381,8 +337,8 @@ def _pause_source(
 
 
 def _verify(
-    source: Store,
-    target: Store,
+    source: MigrationStore,
+    target: MigrationStore,
     before: dict[JobState, int],
     copied: dict[JobState, int],
     attempts: int,

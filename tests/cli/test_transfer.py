@@ -14,7 +14,7 @@ import pytest
 
 from queuectl.cli import main
 from tests import pgtools
-from tests.conftest import Queuectl, assert_error, wait_until
+from tests.conftest import Queuectl, assert_error, parse_time, wait_until
 
 NEVER = "2099-01-01T00:00:00Z"
 # everything() runs commands in-process; a command leaves closing its store to the end of
@@ -124,7 +124,7 @@ def test_export_import_round_trip_keeps_everything(
     fill(q, tmp_path)
     exported = q.ok("export")
     header = json.loads(exported.splitlines()[0])
-    assert (header["type"], header["version"]) == ("header", 1)
+    assert (header["type"], header["version"]) == ("header", 2)
     kinds = [json.loads(line)["type"] for line in exported.splitlines()]
     assert (kinds.count("job"), kinds.count("schedule")) == (4, 2)
     assert other.ok("import", input=exported) == "Imported 4 jobs and 2 schedules.\n"
@@ -227,6 +227,19 @@ def test_import_then_workers_run_the_pending_jobs(q: Queuectl, other: Queuectl) 
     assert code == 0, err
     assert other.job("a")["output"] == "a\n"
     assert q.state("a") == "pending"
+
+
+@pytest.mark.slow
+def test_an_imported_dependent_still_waits_for_its_dependency(q: Queuectl, other: Queuectl) -> None:
+    """The repro of issue 13: after an import, two workers started `b` beside `a`."""
+    q.ok("add", "--id", "a", "--", "sleep", "1")
+    q.ok("add", "--id", "b", "--after", "a", "--", "echo", "hi")
+    other.ok("import", input=q.ok("export"))
+    code, err = other.finish(other.start_workers("--count", "2", "--burst"))
+    assert code == 0, err
+    a, b = other.job("a"), other.job("b")
+    assert (a["state"], b["state"]) == ("completed", "completed")
+    assert parse_time(b["started_at"]) >= parse_time(a["finished_at"])
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ def scans_of_big_tables(store: Store, statements: list[Statement]) -> list[str]:
         (sql, params)
         for sql, params in statements
         if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "WITH", "DELETE", "INSERT"))
-        and "pg_notify" not in sql
+        and not sql.lstrip().startswith("SELECT pg_notify")  # a wake-up, no table read
     ]
     assert queries, "the store sent no query"
     conn: Any = store.conn  # type: ignore[attr-defined]
@@ -119,10 +119,31 @@ def finish_one(store: Store) -> None:
     assert store.finish_attempt(job, WORKER, outcome, AttemptRecord(0, "ok"))
 
 
+def finish_and_claim_one(store: Store) -> None:
+    """A busy worker's step: the finish (with the release of dependents) and the next claim
+    in one transaction."""
+    job = store.claim_job(WORKER, None)
+    assert job is not None
+    outcome = Outcome(JobState.COMPLETED, None, None)
+    finished, _ = store.finish_and_claim(job, WORKER, outcome, AttemptRecord(0, "ok"), None)
+    assert finished
+
+
+def finish_with_dependents(store: Store) -> None:
+    """A finish that releases jobs waiting for it."""
+    job = store.claim_job(WORKER, None)
+    assert job is not None
+    store.insert_jobs([NewJob(id=f"after-{job.id}", command="true", depends_on=(job.id,))])
+    outcome = Outcome(JobState.COMPLETED, None, None)
+    assert store.finish_attempt(job, WORKER, outcome, AttemptRecord(0, "ok"))
+
+
 HOT_PATHS: dict[str, Callable[[Store], object]] = {
     "claim": lambda store: store.claim_job(WORKER, None),
     "claim from named queues": lambda store: store.claim_job(WORKER, ["default", "other"]),
     "finish": finish_one,
+    "finish with dependents": finish_with_dependents,
+    "finish and claim": finish_and_claim_one,
     "idle worker's next due time": lambda store: store.seconds_until_next_job(None),
     "status counts": lambda store: store.count_jobs_by_state(),
     "status workers": lambda store: store.list_workers(30.0),

@@ -22,10 +22,11 @@ import pytest
 from queuectl.core.errors import StoreUnavailable
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import JobState, NewJob
-from queuectl.store import sqlite as sqlite_module
 from queuectl.store import sqlite_enqueue
 from queuectl.store.base import AttemptRecord, JobFilter
 from queuectl.store.sqlite import SqliteStore
+from queuectl.store.sqlite import connection as sqlite_connection
+from queuectl.store.sqlite import wakeup as sqlite_wakeup
 from tests.conftest import Queuectl, assert_error, wait_until
 
 MIB = 1024 * 1024  # bytes
@@ -135,7 +136,7 @@ def test_lock_held_past_the_deadline_is_one_clear_error(
 
     q_sqlite.enqueue(id="before", command="true")
     path = Path(q_sqlite.target)
-    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT", 0.3)
+    monkeypatch.setattr(sqlite_connection, "BUSY_TIMEOUT", 0.3)
     monkeypatch.setattr(sqlite_enqueue, "BUSY_TIMEOUT", 0.3)  # the lean enqueue path's wait
     with write_lock_held(path, 1.5):
         code = main(["--db", str(path), "enqueue", '{"id": "during", "command": "true"}'])
@@ -157,11 +158,11 @@ def test_idle_worker_truncates_a_grown_wal(q_sqlite: Queuectl) -> None:
     proc = q_sqlite.start_workers()
     q_sqlite.wait_for_state(job_id, "completed")
     bloat_wal(path, 6)
-    assert wal_size(path) > sqlite_module.WAL_TRUNCATE_SIZE
+    assert wal_size(path) > sqlite_wakeup.WAL_TRUNCATE_SIZE
     # Idle workers checkpoint at most every CHECKPOINT_INTERVAL seconds.
     wait_until(
         lambda: wal_size(path) < MIB,
-        timeout=sqlite_module.CHECKPOINT_INTERVAL * 2 + 10,
+        timeout=sqlite_wakeup.CHECKPOINT_INTERVAL * 2 + 10,
         message="the idle worker to truncate the WAL",
     )
     assert q_sqlite.state(job_id) == "completed"
@@ -171,7 +172,7 @@ def test_idle_worker_truncates_a_grown_wal(q_sqlite: Queuectl) -> None:
 def test_wal_file_shrinks_to_the_size_limit_once_reset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "JOURNAL_SIZE_LIMIT", MIB)
+    monkeypatch.setattr(sqlite_connection, "JOURNAL_SIZE_LIMIT", MIB)
     path = tmp_path / "queuectl.db"
     store = open_sqlite(path)
     bloat_wal(path, 5)

@@ -1,116 +1,53 @@
-"""The Store protocol: persistence verbs, one transaction each, no lifecycle rules.
+"""The store's roles: persistence verbs, one transaction each, no lifecycle rules.
 
-Every transition is guarded by the state it expects, so a caller that lost a race
-learns so from a False or None instead of overwriting someone else's work.
+Each caller names only the roles it uses (a worker claims, `doctor` reads health, export
+transfers); the backends implement them all, and `Store` is the whole of it, which
+open_store() returns. Every transition is guarded by the state it expects, so a caller that
+lost a race learns so from a False or None instead of overwriting someone else's work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from queuectl.core.lifecycle import Outcome
-from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
-
-if TYPE_CHECKING:  # `queuectl enqueue` never needs the health checks
-    from queuectl.core.health import StoreFacts
+from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
+from queuectl.store.records import (
+    AttemptOutput,
+    AttemptRecord,
+    JobFilter,
+    JobRecord,
+    QueueInfo,
+    QueueSetting,
+    StoreContents,
+    StoredAttempt,
+    ThroughputBucket,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from queuectl.core.health import StoreFacts
     from queuectl.core.schedule import Schedule
 
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """What a worker reports about an attempt it ran."""
-
-    exit_code: int | None
-    output: str | None  # None keeps what was saved while the job ran
-    outcome: AttemptOutcome | None = None
-    signal: str | None = None  # the name of the signal that ended a killed run
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    states: tuple[JobState, ...] = ()
-    queue: str | None = None
-    limit: int = 100  # newest N; 0 = all
-    ids: tuple[str, ...] = ()  # only these jobs; empty: any
-    updated_since: datetime | None = None  # only jobs changed at or after this time
+__all__ = [  # the records, for callers that import them from here
+    "AttemptOutput",
+    "AttemptRecord",
+    "JobFilter",
+    "JobRecord",
+    "QueueInfo",
+    "QueueSetting",
+    "StoreContents",
+    "StoredAttempt",
+    "ThroughputBucket",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class QueueInfo:
-    name: str
-    paused: bool
-    max_running: int | None  # None: no limit
-    counts: dict[JobState, int]
+class StoreLifecycle(Protocol):
+    """Opening, closing and the schema: what every holder of a store needs."""
 
-    def to_json(self) -> dict[str, object]:
-        """One queue as `queue list --json` and GET /api/queues give it."""
-        return {
-            "name": self.name,
-            "paused": self.paused,
-            "max_running": self.max_running,
-            "counts": {state.value: self.counts.get(state, 0) for state in JobState},
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ThroughputBucket:
-    """Attempts that finished within one minute starting at `start`."""
-
-    start: datetime
-    completed: int
-    failed: int
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptOutput:
-    job_id: str
-    attempt: int
-    worker_id: str | None
-    finished: bool
-    output: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoredAttempt:
-    """An attempt of a job's history with the output it kept, as export copies it."""
-
-    attempt: Attempt
-    output: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """A job with its whole history: the unit that export writes and import reads."""
-
-    job: Job
-    history: tuple[StoredAttempt, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSetting:
-    name: str
-    paused: bool
-    max_running: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreContents:
-    """Everything a store holds that outlives its workers, for import and `store migrate`."""
-
-    jobs: Sequence[JobRecord] = ()
-    config: dict[str, str] | None = None
-    queues: Sequence[QueueSetting] = ()
-    schedules: Sequence[Schedule] = ()
-
-
-class Store(Protocol):
     supports_notify: bool  # True: wait_for_jobs is woken by pushes, not only by polling
 
     def now(self) -> datetime:
@@ -123,7 +60,10 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    # jobs
+
+class JobStore(Protocol):
+    """Adding, reading, retrying, cancelling and deleting jobs (the CLI's verbs)."""
+
     def insert_jobs(
         self, jobs: Sequence[NewJob], *, skip_duplicate_keys: bool = False
     ) -> list[Job]:
@@ -148,35 +88,8 @@ class Store(Protocol):
 
     def list_attempts(self, job_id: str) -> list[Attempt]: ...
 
-    def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
-        """Atomically take the next runnable job (SPEC 2.2 order) for `worker_id`."""
-        ...
-
-    def finish_attempt(
-        self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
-    ) -> bool:
-        """Apply `outcome` to the attempt `job.attempts` held by `worker_id`.
-
-        False when that claim is no longer held (rescued, cancelled): nothing changes.
-        """
-        ...
-
-    def finish_and_claim(
-        self,
-        job: Job,
-        worker_id: str,
-        outcome: Outcome,
-        record: AttemptRecord,
-        queues: Sequence[str] | None,
-    ) -> tuple[bool, Job | None]:
-        """finish_attempt, then claim_job for the same worker, at the cost of about one.
-
-        A worker's steady state: (what finish_attempt returned, the next job or None).
-        """
-        ...
-
-    def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
-        """Processing jobs whose worker has not sent a heartbeat for `lease_timeout` s."""
+    def get_attempt_output(self, job_id: str, attempt: int | None) -> AttemptOutput | None:
+        """The output of attempt number `attempt` (the latest one if None)."""
         ...
 
     def requeue_dead(self, job_id: str) -> bool:
@@ -219,28 +132,47 @@ class Store(Protocol):
         """
         ...
 
+
+class ClaimStore(Protocol):
+    """What a worker does with jobs: claim, finish, keep its claim, wait for work."""
+
+    def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
+        """Atomically take the next runnable job (SPEC 2.2 order) for `worker_id`."""
+        ...
+
+    def finish_attempt(
+        self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord
+    ) -> bool:
+        """Apply `outcome` to the attempt `job.attempts` held by `worker_id`.
+
+        False when that claim is no longer held (rescued, cancelled): nothing changes.
+        """
+        ...
+
+    def finish_and_claim(
+        self,
+        job: Job,
+        worker_id: str,
+        outcome: Outcome,
+        record: AttemptRecord,
+        queues: Sequence[str] | None,
+    ) -> tuple[bool, Job | None]:
+        """finish_attempt, then claim_job for the same worker, at the cost of about one.
+
+        A worker's steady state: (what finish_attempt returned, the next job or None).
+        """
+        ...
+
+    def find_stale_jobs(self, lease_timeout: float) -> list[Job]:
+        """Processing jobs whose worker has not sent a heartbeat for `lease_timeout` s."""
+        ...
+
     def holds_claim(self, job: Job, worker_id: str) -> bool:
         """True while attempt `job.attempts` of the job is still held by `worker_id`."""
         ...
 
     def save_output(self, job: Job, worker_id: str, output: str) -> bool:
         """Store the output so far of a running attempt; False if the claim is gone."""
-        ...
-
-    def get_attempt_output(self, job_id: str, attempt: int | None) -> AttemptOutput | None:
-        """The output of attempt number `attempt` (the latest one if None)."""
-        ...
-
-    def list_queues(self) -> list[QueueInfo]:
-        """Every queue that has jobs or settings, by name."""
-        ...
-
-    def set_queue_paused(self, name: str, paused: bool) -> None: ...
-
-    def set_queue_limit(self, name: str, max_running: int | None) -> None: ...
-
-    def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:
-        """Per minute over the last `since` seconds, oldest first; empty minutes left out."""
         ...
 
     def seconds_until_next_job(self, queues: Sequence[str] | None) -> float | None:
@@ -251,7 +183,26 @@ class Store(Protocol):
         """Wait up to `timeout` seconds for a change to the store; True if one came."""
         ...
 
-    # workers
+
+class QueueStore(Protocol):
+    """Queue settings and the config table."""
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue that has jobs or settings, by name."""
+        ...
+
+    def set_queue_paused(self, name: str, paused: bool) -> None: ...
+
+    def set_queue_limit(self, name: str, max_running: int | None) -> None: ...
+
+    def get_config(self) -> dict[str, str]: ...
+
+    def set_config(self, key: str, value: str) -> None: ...
+
+
+class WorkerStore(Protocol):
+    """The workers table: registration, heartbeats, stop requests."""
+
     def register_worker(
         self, worker_id: str, host: str, pid: int, queues: Sequence[str] | None
     ) -> None: ...
@@ -272,16 +223,6 @@ class Store(Protocol):
 
     def request_stop(self, worker_ids: Sequence[str]) -> None: ...
 
-    def get_worker(self, worker_id: str) -> WorkerInfo | None:
-        """A worker as registered, active or not (for explaining a job it holds)."""
-        ...
-
-    # config
-    def get_config(self) -> dict[str, str]: ...
-
-    def set_config(self, key: str, value: str) -> None: ...
-
-    # health (`queuectl doctor`)
     def list_worker_records(self) -> list[WorkerInfo]:
         """Every registered worker, active, stale or stopped, oldest first."""
         ...
@@ -291,6 +232,14 @@ class Store(Protocol):
         `lease_timeout` s) and hold no processing job; the ids forgotten."""
         ...
 
+    def get_worker(self, worker_id: str) -> WorkerInfo | None:
+        """A worker as registered, active or not (for explaining a job it holds)."""
+        ...
+
+
+class HealthStore(Protocol):
+    """What `queuectl doctor`, `top` and the dashboard read about the store itself."""
+
     def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
         """Workers not stopped whose heartbeat is older than `lease_timeout` seconds."""
         ...
@@ -299,7 +248,14 @@ class Store(Protocol):
         """What the backend knows of itself: schema version, server, files, WAL size."""
         ...
 
-    # schedules (store/schedules.py holds the shared SQL)
+    def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:
+        """Per minute over the last `since` seconds, oldest first; empty minutes left out."""
+        ...
+
+
+class ScheduleStore(Protocol):
+    """Recurring jobs: the schedules table and the firing of due schedules."""
+
     def insert_schedule(self, schedule: Schedule) -> None:
         """Add a schedule; DuplicateSchedule when the name is taken."""
         ...
@@ -329,7 +285,10 @@ class Store(Protocol):
         """
         ...
 
-    # moving between stores
+
+class TransferStore(Protocol):
+    """Reading a whole store out and writing one in (export, import, store migrate)."""
+
     def iter_job_records(self, states: Sequence[JobState] = ()) -> Iterator[JobRecord]:
         """Every job (in `states`) with its history, in enqueue order, read in batches."""
         ...
@@ -344,3 +303,17 @@ class Store(Protocol):
         DuplicateJobId/DuplicateSchedule unless `skip_existing`. Returns how many jobs and
         schedules were written."""
         ...
+
+
+class Store(
+    StoreLifecycle,
+    JobStore,
+    ClaimStore,
+    QueueStore,
+    WorkerStore,
+    HealthStore,
+    ScheduleStore,
+    TransferStore,
+    Protocol,
+):
+    """Every role: what open_store() returns and each backend implements."""

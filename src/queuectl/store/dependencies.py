@@ -3,7 +3,7 @@ jobs a bulk retry may bring back. The stores run the SQL; this module only decid
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from queuectl.core.errors import DependencyEnded, UnknownDependency
 from queuectl.core.models import JobState, NewJob
@@ -83,3 +83,38 @@ def blocked_by_ended(edges: Iterable[tuple[str, str, str, str]], queue: str | No
 def dependency_error(dependency: str, state: str) -> str:
     """The last_error of a job that died because `dependency` ended in `state`."""
     return f"dependency {dependency} ended {state}"
+
+
+def kill_dependents(job_id: str, state: JobState, kill: Callable[[str, str], list[str]]) -> None:
+    """After `job_id` ended dead or cancelled, the jobs that wait for it die, then the jobs
+    that wait for those, and so on. `kill(cause, error)` runs the backend's statement for
+    the dependents of one cause, and returns the ids it killed."""
+    ended = [(job_id, state.value)]
+    while ended:
+        cause, how = ended.pop()
+        killed = kill(cause, dependency_error(cause, how))
+        ended += [(dependent, JobState.DEAD.value) for dependent in killed]
+
+
+def waiting_after_retry(job_id: str, edges: Sequence[tuple[str, str]]) -> int:
+    """How many dependencies a job retried now waits for, from its (dependency, state)
+    edges; DependencyEnded while one of them is dead or cancelled."""
+    ended_dependency(job_id, edges)
+    return sum(state != JobState.COMPLETED.value for _, state in edges)
+
+
+def bulk_retry(
+    candidates: Sequence[str], edges: Iterable[tuple[str, str, str, str]], queue: str | None
+) -> tuple[list[str], list[str]]:
+    """Of the dead jobs a bulk DLQ retry may bring back (`candidates`, their dedupe keys
+    free), those it brings back, and those of them whose waits must be recounted, from the
+    (job, dependency, its state, its queue) edges of the dead jobs. A dead dependency that
+    stays dead (not a candidate) blocks like a cancelled one."""
+    coming_back = set(candidates)
+    edges = [
+        (job, dep, "cancelled" if state == "dead" and dep not in coming_back else state, q)
+        for job, dep, state, q in edges
+    ]
+    blocked = blocked_by_ended(edges, queue)
+    ids = [job_id for job_id in candidates if job_id not in blocked]
+    return ids, sorted({edge[0] for edge in edges} & set(ids))

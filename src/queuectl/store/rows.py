@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from queuectl.core.errors import WrongState
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob
-from queuectl.store.base import AttemptRecord, QueueInfo
+from queuectl.store.records import AttemptRecord, QueueInfo
 
 TimeReader = Callable[[Any], datetime]  # a stored time (epoch float, timestamptz) to UTC
 
@@ -86,29 +87,12 @@ def attempt_from_row(row: Sequence[Any], to_time: TimeReader) -> Attempt:
     )
 
 
-ATTEMPT_COLUMNS = (
-    "job_id, attempt, worker_id, started_at, finished_at, exit_code, error, outcome, signal"
-)
-
-
 def state_counts(rows: Iterable[Sequence[Any]]) -> dict[JobState, int]:
     """Counts per state from (state, count) rows, with every state present."""
     counts = dict.fromkeys(JobState, 0)
     for state, count in rows:
         counts[JobState(state)] = count
     return counts
-
-
-# The predicate of the unique index jobs_dedupe_key (migration 0003): an upsert names it to
-# skip a job whose key is taken, and lookups use it to find the job that holds a key.
-DEDUPE_HELD = "dedupe_key IS NOT NULL AND state IN ('pending', 'failed', 'processing')"
-
-
-def dedupe_held(alias: str) -> str:
-    """DEDUPE_HELD for the jobs table named `alias` in a query that joins it to itself."""
-    return (
-        f"{alias}.dedupe_key IS NOT NULL AND {alias}.state IN ('pending', 'failed', 'processing')"
-    )
 
 
 def first_repeated_key(jobs: Sequence[NewJob]) -> str | None:
@@ -128,3 +112,15 @@ def outcome_class(record: AttemptRecord, outcome: Outcome) -> str:
         return record.outcome.value
     completed = outcome.state is JobState.COMPLETED
     return (AttemptOutcome.OK if completed else AttemptOutcome.FAILED).value
+
+
+def key_taken(job_id: str, holder: Sequence[Any] | None) -> WrongState:
+    """Why a job cannot go back to pending: the (key, id, state) of the job that holds its
+    dedupe key now, if one was found."""
+    if holder is None:
+        return WrongState(f"job {job_id!r} cannot be retried now: its dedupe key is taken")
+    key, holder_id, state = holder
+    return WrongState(
+        f"job {job_id!r} cannot be retried: a job with dedupe key {key!r} is already"
+        f" {state} ({holder_id})"
+    )

@@ -16,10 +16,6 @@ from queuectl.store.rows import TimeReader
 
 TimeWriter = Callable[[datetime], Any]  # an aware datetime to the backend's stored time
 
-SCHEDULE_COLUMNS = (
-    "name, cron, timezone, command, queue, priority, max_retries, timeout, cwd, env,"
-    " catch_up, paused, created_at, next_fire_at, last_fired_at"
-)
 EXPORT_BATCH = 500  # jobs read per query by export
 
 

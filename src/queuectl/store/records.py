@@ -1,0 +1,101 @@
+"""The records the store reads and writes besides the core models: what a worker reports,
+filters, queue and throughput summaries, and the units of a transfer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState
+
+if TYPE_CHECKING:
+    from queuectl.core.schedule import Schedule
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """What a worker reports about an attempt it ran."""
+
+    exit_code: int | None
+    output: str | None  # None keeps what was saved while the job ran
+    outcome: AttemptOutcome | None = None
+    signal: str | None = None  # the name of the signal that ended a killed run
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    states: tuple[JobState, ...] = ()
+    queue: str | None = None
+    limit: int = 100  # newest N; 0 = all
+    ids: tuple[str, ...] = ()  # only these jobs; empty: any
+    updated_since: datetime | None = None  # only jobs changed at or after this time
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    name: str
+    paused: bool
+    max_running: int | None  # None: no limit
+    counts: dict[JobState, int]
+
+    def to_json(self) -> dict[str, object]:
+        """One queue as `queue list --json` and GET /api/queues give it."""
+        return {
+            "name": self.name,
+            "paused": self.paused,
+            "max_running": self.max_running,
+            "counts": {state.value: self.counts.get(state, 0) for state in JobState},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputBucket:
+    """Attempts that finished within one minute starting at `start`."""
+
+    start: datetime
+    completed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutput:
+    job_id: str
+    attempt: int
+    worker_id: str | None
+    finished: bool
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAttempt:
+    """An attempt of a job's history with the output it kept, as export copies it."""
+
+    attempt: Attempt
+    output: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job with its whole history: the unit that export writes and import reads."""
+
+    job: Job
+    history: tuple[StoredAttempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSetting:
+    name: str
+    paused: bool
+    max_running: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreContents:
+    """Everything a store holds that outlives its workers, for import and `store migrate`."""
+
+    jobs: Sequence[JobRecord] = ()
+    config: dict[str, str] | None = None
+    queues: Sequence[QueueSetting] = ()
+    schedules: Sequence[Schedule] = ()

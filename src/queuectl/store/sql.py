@@ -1,0 +1,45 @@
+"""SQL text both backends share: the column lists the row readers expect, and conditions
+written the same in either dialect. Each backend keeps its own statements."""
+
+from __future__ import annotations
+
+# The columns of a job, in the order rows.job_from_row reads them.
+JOB_COLUMNS = (
+    "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
+    " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
+    " output, locked_by, locked_at, cwd, env, retry_on_exit, fatal_on_exit, dedupe_key,"
+    " depends_on"
+)
+# The columns of an attempt, in the order rows.attempt_from_row reads them.
+ATTEMPT_COLUMNS = (
+    "job_id, attempt, worker_id, started_at, finished_at, exit_code, error, outcome, signal"
+)
+# The columns of a schedule, in the order schedule_rows.schedule_from_row reads them.
+SCHEDULE_COLUMNS = (
+    "name, cron, timezone, command, queue, priority, max_retries, timeout, cwd, env,"
+    " catch_up, paused, created_at, next_fire_at, last_fired_at"
+)
+# The columns of a worker, in the order each backend's worker reader reads them.
+WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
+# Queues closed to claims: paused, or running as many jobs as their limit. Counts through
+# jobs_state (state, seq); the queues table stays small.
+CLOSED_QUEUES = (
+    "SELECT name FROM queues WHERE paused OR (max_running IS NOT NULL AND max_running <="
+    " (SELECT count(*) FROM jobs AS running"
+    "  WHERE running.state = 'processing' AND running.queue = queues.name))"
+)
+# The predicate of the unique index jobs_dedupe_key (migration 0003): an upsert names it to
+# skip a job whose key is taken, and lookups use it to find the job that holds a key.
+DEDUPE_HELD = "dedupe_key IS NOT NULL AND state IN ('pending', 'failed', 'processing')"
+
+
+def dedupe_held(alias: str) -> str:
+    """DEDUPE_HELD for the jobs table named `alias` in a query that joins it to itself."""
+    return (
+        f"{alias}.dedupe_key IS NOT NULL AND {alias}.state IN ('pending', 'failed', 'processing')"
+    )
+
+
+def schedule_marks(mark: str) -> str:
+    """The placeholders for SCHEDULE_COLUMNS, in the backend's `mark` (? or %s)."""
+    return ", ".join([mark] * len(SCHEDULE_COLUMNS.split(",")))

@@ -1,0 +1,376 @@
+"""Every state change is one transaction (issue 12, item 3), on each backend.
+
+Each store write runs again and again with a fault injected at its k-th statement (k = 1,
+2, ... until a run sends fewer than k): the store must then be exactly as it was before the
+write, or exactly as a clean run of the write leaves it, never in between. Stored times are
+left out of the comparison (a clean run and a faulted one run at different moments).
+
+A crash point between a finish and the release of its dependents shows the same from the
+outside: a worker that dies there leaves the job as it was, its dependents still waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from queuectl.core.lifecycle import Outcome
+from queuectl.core.models import Job, JobState, NewJob
+from queuectl.core.schedule import Schedule, firing_job
+from queuectl.core.settings import Settings
+from queuectl.crashpoint import CRASH_EXIT_STATUS, FAULT_VARIABLE, POINTS
+from queuectl.service import QueueService
+from queuectl.store import open_store
+from queuectl.store.base import AttemptRecord, Store
+from tests.storetools import age_worker, raw, tables
+
+WORKER = "w1"
+MAX_STATEMENTS = 200  # a write that sends more than this is a bug of its own
+TIME_COLUMNS = {"last_heartbeat", "seq"}  # besides every *_at column: differ run to run
+
+Snapshot = dict[str, list[tuple[str, ...]]]
+
+
+def data_tables(conn: Any) -> list[str]:
+    """Every table but the schema's version, which a write never touches."""
+    return [table for table in tables(conn) if table != "queuectl_schema"]
+
+
+class InjectedFault(Exception):
+    """Stands for a driver error at one statement (the disk, the server, the network)."""
+
+
+@dataclass
+class FaultPlan:
+    """Raise at the `fail_at`-th statement sent (0: never); count them all."""
+
+    fail_at: int = 0
+    sent: int = 0
+    fired: bool = False
+
+    def tick(self, error: type[Exception]) -> None:
+        self.sent += 1
+        if self.sent == self.fail_at:
+            self.fired = True
+            raise error(f"injected fault at statement {self.sent}")
+
+
+class FaultySqliteConnection:
+    """A sqlite3 connection whose execute and executemany obey a FaultPlan."""
+
+    def __init__(self, conn: sqlite3.Connection, plan: FaultPlan) -> None:
+        self._conn = conn
+        self._plan = plan
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self._plan.tick(sqlite3.OperationalError)
+        return self._conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self._plan.tick(sqlite3.OperationalError)
+        return self._conn.executemany(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+@contextlib.contextmanager
+def faults(store: Store, plan: FaultPlan) -> Iterator[None]:
+    """Route every statement `store` sends on its main connection through `plan`."""
+    conn: Any = store.conn  # type: ignore[attr-defined]
+    if isinstance(conn, sqlite3.Connection):
+        store.conn = FaultySqliteConnection(conn, plan)  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            store.conn = conn  # type: ignore[attr-defined]
+        return
+    import psycopg
+
+    class FaultyCursor(psycopg.Cursor):
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            plan.tick(psycopg.OperationalError)
+            return super().execute(*args, **kwargs)
+
+        def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            plan.tick(psycopg.OperationalError)
+            return super().executemany(*args, **kwargs)
+
+    original = conn.cursor_factory
+    conn.cursor_factory = FaultyCursor
+    try:
+        yield
+    finally:
+        conn.cursor_factory = original
+
+
+# -- reading and clearing a store behind its back -----------------------------------------
+
+
+def snapshot(target: str) -> Snapshot:
+    """Every committed row of every table, times left out, in a stable order."""
+    found: Snapshot = {}
+    with raw(target) as conn:
+        for table in data_tables(conn):
+            cursor = conn.execute(f"SELECT * FROM {table}")  # noqa: S608 - names from the catalog
+            names = [column[0] for column in cursor.description]
+            keep = [
+                i
+                for i, name in enumerate(names)
+                if not name.endswith("_at") and name not in TIME_COLUMNS
+            ]
+            found[table] = sorted(tuple(repr(row[i]) for i in keep) for row in cursor.fetchall())
+    return found
+
+
+def wipe(target: str) -> None:
+    with raw(target) as conn:
+        for table in data_tables(conn):
+            conn.execute(f"DELETE FROM {table}")  # noqa: S608 - names from the catalog
+
+
+# -- the writes ---------------------------------------------------------------------------
+
+Setup = Callable[[Store, str], Any]
+Write = Callable[[Store, Any], object]
+
+
+def add(store: Store, job_id: str, *depends_on: str, **fields: Any) -> Job:
+    job = NewJob(id=job_id, command=f"echo {job_id}", depends_on=depends_on, **fields)
+    return store.insert_jobs([job])[0]
+
+
+def claim(store: Store, job_id: str, worker: str = WORKER) -> Job:
+    job = store.claim_job(worker, None)
+    assert job is not None
+    assert job.id == job_id
+    return job
+
+
+def completed() -> tuple[Outcome, AttemptRecord]:
+    return Outcome(JobState.COMPLETED, None, None), AttemptRecord(0, "done")
+
+
+def dead() -> tuple[Outcome, AttemptRecord]:
+    return Outcome(JobState.DEAD, None, "exited with code 1"), AttemptRecord(1, "boom")
+
+
+def running_with_dependents(store: Store, target: str) -> Job:
+    """a runs under w1; b and c wait for it, d for b, e for nothing."""
+    store.register_worker(WORKER, "host", os.getpid(), None)
+    add(store, "a", priority=9, max_retries=0)
+    add(store, "b", "a")
+    add(store, "c", "a")
+    add(store, "d", "b")
+    add(store, "e")
+    return claim(store, "a")
+
+
+def dead_with_dependents(store: Store, target: str) -> None:
+    job = running_with_dependents(store, target)
+    assert store.finish_attempt(job, WORKER, *dead())
+
+
+def stale_with_dependents(store: Store, target: str) -> None:
+    running_with_dependents(store, target)
+    age_worker(target, WORKER, 3600.0)
+
+
+def due_schedule(store: Store, target: str) -> Schedule:
+    now = store.now()
+    schedule = Schedule(
+        name="nightly",
+        cron="* * * * *",
+        timezone="UTC",
+        command="echo tick",
+        created_at=now,
+        next_fire_at=now - timedelta(minutes=1),
+    )
+    store.insert_schedule(schedule)
+    return schedule
+
+
+def fire(store: Store, schedule: Schedule) -> bool:
+    assert schedule.next_fire_at is not None
+    jobs = [firing_job(schedule, schedule.next_fire_at)]
+    return store.fire_schedule(schedule, jobs, schedule.next_fire_at + timedelta(minutes=1))
+
+
+def pending_and_key_holder(store: Store, target: str) -> None:
+    add(store, "a")
+    add(store, "holder", dedupe_key="k")
+
+
+WRITES: dict[str, tuple[Setup, Write]] = {
+    "finish, releasing dependents": (
+        running_with_dependents,
+        lambda store, job: store.finish_attempt(job, WORKER, *completed()),
+    ),
+    "finish dead, killing dependents": (
+        running_with_dependents,
+        lambda store, job: store.finish_attempt(job, WORKER, *dead()),
+    ),
+    "finish and claim": (
+        running_with_dependents,
+        lambda store, job: store.finish_and_claim(job, WORKER, *completed(), None),
+    ),
+    "finish dead and claim": (
+        running_with_dependents,
+        lambda store, job: store.finish_and_claim(job, WORKER, *dead(), None),
+    ),
+    "finish for a retry": (
+        running_with_dependents,
+        lambda store, job: store.finish_attempt(
+            job, WORKER, Outcome(JobState.FAILED, 5.0, "exited with code 1"), AttemptRecord(1, "")
+        ),
+    ),
+    "rescue": (
+        stale_with_dependents,
+        lambda store, _: QueueService(store).rescue_stale(Settings()),
+    ),
+    "cancel a running job": (running_with_dependents, lambda store, _: store.cancel_job("a")),
+    "cancel a waiting job": (running_with_dependents, lambda store, _: store.cancel_job("b")),
+    "dlq retry of one job": (
+        dead_with_dependents,
+        lambda store, _: store.requeue_job("a", (JobState.DEAD,)),
+    ),
+    "dlq retry --all": (dead_with_dependents, lambda store, _: store.requeue_all_dead(None)),
+    "claim": (running_with_dependents, lambda store, _: store.claim_job("w2", None)),
+    "insert with dependencies": (
+        pending_and_key_holder,
+        lambda store, _: store.insert_jobs(
+            [
+                NewJob(id="x", command="true", depends_on=("a",)),
+                NewJob(id="y", command="true", depends_on=("a", "x")),
+            ]
+        ),
+    ),
+    "insert skipping held keys": (
+        pending_and_key_holder,
+        lambda store, _: store.insert_jobs(
+            [
+                NewJob(id="x", command="true", dedupe_key="k"),
+                NewJob(id="y", command="true", dedupe_key="other"),
+                NewJob(id="z", command="true", depends_on=("y", "a")),
+            ],
+            skip_duplicate_keys=True,
+        ),
+    ),
+    "schedule firing": (due_schedule, fire),
+    "prune": (
+        dead_with_dependents,
+        lambda store, _: store.delete_jobs((JobState.DEAD,), 0.0, limit=10),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(WRITES))
+def test_a_fault_at_any_statement_leaves_the_write_whole_or_undone(
+    db_target: str, name: str
+) -> None:
+    setup, write = WRITES[name]
+    store = open_store(db_target)
+    try:
+
+        def fresh() -> tuple[Any, Snapshot]:
+            wipe(db_target)
+            context = setup(store, db_target)
+            return context, snapshot(db_target)
+
+        context, before = fresh()
+        write(store, context)
+        after = snapshot(db_target)
+        assert after != before, "the write changed nothing: this case tests nothing"
+        interrupted = 0
+        for fail_at in range(1, MAX_STATEMENTS):
+            context, before_again = fresh()
+            assert before_again == before
+            plan = FaultPlan(fail_at)
+            with faults(store, plan), contextlib.suppress(Exception):
+                write(store, context)
+            if not plan.fired:
+                break  # the write sent fewer statements: every one has had its fault
+            interrupted += 1
+            seen = snapshot(db_target)
+            assert seen in (before, after), (
+                f"a fault at statement {fail_at} of {name!r} left the store half-changed:\n"
+                f"{_difference(before, seen)}"
+            )
+        else:
+            pytest.fail(f"{name!r} sent more than {MAX_STATEMENTS} statements")
+        assert interrupted >= 1
+    finally:
+        store.close()
+
+
+def _difference(before: Snapshot, seen: Snapshot) -> str:
+    lines = []
+    for table in sorted(before):
+        gone = sorted(set(before[table]) - set(seen.get(table, [])))
+        new = sorted(set(seen.get(table, [])) - set(before[table]))
+        lines += [f"{table} - {row}" for row in gone] + [f"{table} + {row}" for row in new]
+    return "\n".join(lines)
+
+
+# -- a crash between the finish and the release -------------------------------------------
+
+FINISH_IN_CHILD = """
+import sys
+from queuectl.core.lifecycle import Outcome
+from queuectl.core.models import JobState
+from queuectl.store import open_store
+from queuectl.store.base import AttemptRecord
+
+store = open_store(sys.argv[1])
+job = store.get_job("a")
+outcome = Outcome(JobState.COMPLETED, None, None)
+if sys.argv[2] == "finish":
+    store.finish_attempt(job, "w1", outcome, AttemptRecord(0, "done"))
+else:
+    store.finish_and_claim(job, "w1", outcome, AttemptRecord(0, "done"), None)
+print("finished without crashing")
+"""
+
+
+def test_the_crash_point_between_finish_and_release_is_known() -> None:
+    assert "between-finish-and-release" in POINTS
+
+
+@pytest.mark.parametrize("call", ["finish", "finish_and_claim"])
+def test_a_crash_between_finish_and_release_rolls_both_back(db_target: str, call: str) -> None:
+    store = open_store(db_target)
+    try:
+        running_with_dependents(store, db_target)
+        before = snapshot(db_target)
+        env = dict(os.environ, **{FAULT_VARIABLE: "between-finish-and-release"})
+        child = subprocess.run(
+            [sys.executable, "-c", FINISH_IN_CHILD, db_target, call],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert child.returncode == CRASH_EXIT_STATUS, (child.stdout, child.stderr)
+        # Nothing of the finish stayed: a still runs under w1, b and c still wait for it.
+        assert snapshot(db_target) == before
+        job = store.get_job("a")
+        assert job is not None
+        assert job.state is JobState.PROCESSING
+        assert store.claim_job("w2", None) is not None  # e, the only job free to run
+        assert store.claim_job("w2", None) is None  # b and c still wait
+        # The finish, retried by a live worker, goes through whole.
+        assert store.finish_attempt(replace(job), WORKER, *completed())
+        released = [store.claim_job("w3", None), store.claim_job("w3", None)]
+        assert {job.id for job in released if job is not None} == {"b", "c"}
+    finally:
+        store.close()
