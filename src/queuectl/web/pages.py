@@ -21,7 +21,7 @@ from queuectl import __version__
 from queuectl.core.models import JobState
 from queuectl.store import default_target, is_postgres
 from queuectl.web.api import borrow, detail
-from queuectl.web.app import has_token_cookie, token_cookie
+from queuectl.web.tokens import has_token_cookie, token_cookie
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATE_LABELS = {
