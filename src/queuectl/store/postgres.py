@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from queuectl.core.errors import (
 )
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob, WorkerInfo
+from queuectl.core.redact import redact
 from queuectl.store import dependencies
 from queuectl.store.base import (
     AttemptOutput,
@@ -1129,11 +1129,6 @@ class PostgresStore:
         from queuectl.store import postgres_transfer  # lazily: off the enqueue path
 
         return postgres_transfer.insert_contents(self, contents, skip_existing=skip_existing)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
 
 
 def first_line(exc: BaseException) -> str:

@@ -1,5 +1,5 @@
 """Errors as responses: JSON for machines (/api/, /metrics, /healthz), a small HTML page
-for a person."""
+for a person, and never a password from the store's target in either."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from queuectl.core.errors import (
     UsageError,
     WrongState,
 )
+from queuectl.core.redact import redact
 from queuectl.web.pages import error_page
 
 log = logging.getLogger("queuectl.web")
@@ -61,7 +62,7 @@ def add_error_handlers(app: FastAPI) -> None:
     async def queuectl_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, QueuectlError)
         status = status_of(exc)
-        message = one_line(exc.message)
+        message = redact(one_line(exc.message), request.app.state.target)
         if status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, message)
         return respond(request, status, message)
