@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -52,7 +53,8 @@ def wait_until(
 class Queuectl:
     """Runs the command against one store: in a subprocess, as a user does, or (with
     `in_process`) through queuectl.cli.main() in this process, which spares each command
-    an interpreter start. Commands in OWN_PROCESS_COMMANDS always get a process."""
+    an interpreter start. Commands in OWN_PROCESS_COMMANDS, and commands run from another
+    thread than the main one (concurrent clients), always get a process."""
 
     def __init__(self, target: str, home: Path, *, in_process: bool = False) -> None:
         self.target = target
@@ -69,7 +71,12 @@ class Queuectl:
     def run(
         self, *args: str, input: str | None = None, check: bool = False, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        if self.in_process and _command_of(args) not in OWN_PROCESS_COMMANDS:
+        if (
+            self.in_process
+            and _command_of(args) not in OWN_PROCESS_COMMANDS
+            # The streams and the environment are the process's: one command at a time.
+            and threading.current_thread() is threading.main_thread()
+        ):
             result = run_in_process(list(args), self.env, input)
         else:
             result = self.run_process(*args, input=input, timeout=timeout)

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import Queuectl, processes_with_argument, wait_until
 from tests.reliability.tools import job_processes, peek_job, start_workers_with, worker_pids
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 LOST = "stopped sending heartbeats"
 

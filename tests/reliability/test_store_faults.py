@@ -28,6 +28,8 @@ from queuectl.store.base import AttemptRecord, JobFilter
 from queuectl.store.sqlite import SqliteStore
 from tests.conftest import Queuectl, assert_error, wait_until
 
+pytestmark = pytest.mark.in_process
+
 MIB = 1024 * 1024  # bytes
 
 

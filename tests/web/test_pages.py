@@ -13,6 +13,8 @@ from queuectl.web.tokens import TOKEN_COOKIE
 from tests.conftest import Queuectl
 from tests.web.conftest import AUTH, TOKEN, run_burst
 
+pytestmark = pytest.mark.in_process
+
 INJECTION = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 TOKEN_META = re.compile(r'<meta name="queuectl-token" content="([^"]*)">')
 
