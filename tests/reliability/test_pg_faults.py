@@ -27,7 +27,7 @@ from queuectl.core.errors import StoreUnavailable
 from tests import pgtools
 from tests.conftest import Queuectl, parse_time, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.in_process]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 WORKERS_APP = "queuectl-faults-worker"  # application_name of the workers' connections
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
