@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from bench.peers.install import Peers
 from bench.results import BenchError, Sizes
+from queuectl.core.redact import redact
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable  # the venv's interpreter: the one the queuectl script runs on
@@ -140,20 +141,12 @@ def find_pg_server() -> tuple[PgServer | None, str | None]:
         row = admin.execute("SHOW server_version").fetchone()
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        return None, f"nothing answers at {redact(url)}: {reason}"
+        return None, redact(f"nothing answers at {url}: {reason}", url)
     return PgServer(url, admin, str(row[0]) if row else "?"), None
 
 
 def database_url(server: str, name: str) -> str:
     return urlsplit(server)._replace(path=f"/{name}").geturl()
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 # -- stores -----------------------------------------------------------------------------

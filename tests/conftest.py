@@ -1,25 +1,36 @@
-"""Shared fixtures: a store target per backend, and a handle on the real `queuectl` command."""
+"""Shared fixtures: a store target per backend, and a handle on the `queuectl` command:
+run in a subprocess, or in this process where a module asks for it (`in_process` marker)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests import pgtools
 
-BACKENDS = ["sqlite", "postgres"]
+if TYPE_CHECKING:
+    from queuectl.store.base import Store
+
+# PostgreSQL cases carry the `postgres` marker, so that `-m "not postgres"` leaves them out.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# Commands that always get a real process: they fork, install signal handlers, configure
+# logging, serve or draw on a terminal, none of which may touch the test process.
+OWN_PROCESS_COMMANDS = frozenset({"worker", "dashboard", "top"})
 
 
 def wait_until(
@@ -40,10 +51,14 @@ def wait_until(
 
 
 class Queuectl:
-    """Runs the real command in a subprocess against one store."""
+    """Runs the command against one store: in a subprocess, as a user does, or (with
+    `in_process`) through queuectl.cli.main() in this process, which spares each command
+    an interpreter start. Commands in OWN_PROCESS_COMMANDS, and commands run from another
+    thread than the main one (concurrent clients), always get a process."""
 
-    def __init__(self, target: str, home: Path) -> None:
+    def __init__(self, target: str, home: Path, *, in_process: bool = False) -> None:
         self.target = target
+        self.in_process = in_process
         self.env = dict(os.environ, QUEUECTL_HOME=str(home), QUEUECTL_DB=target)
         self.env.pop("COLUMNS", None)
         # Let every `queuectl` the tests start reuse compiled modules, as installs do.
@@ -56,7 +71,27 @@ class Queuectl:
     def run(
         self, *args: str, input: str | None = None, check: bool = False, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
+        if (
+            self.in_process
+            and _command_of(args) not in OWN_PROCESS_COMMANDS
+            # The streams and the environment are the process's: one command at a time.
+            and threading.current_thread() is threading.main_thread()
+        ):
+            result = run_in_process(list(args), self.env, input)
+        else:
+            result = self.run_process(*args, input=input, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"queuectl {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def run_process(
+        self, *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """The real command in a subprocess, whatever `in_process` says."""
+        return subprocess.run(
             self.argv(*args),
             input=input,
             capture_output=True,
@@ -65,12 +100,6 @@ class Queuectl:
             timeout=timeout,
             check=False,
         )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"queuectl {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
 
     def ok(self, *args: str, input: str | None = None) -> str:
         return self.run(*args, input=input, check=True).stdout
@@ -165,6 +194,117 @@ class Queuectl:
                     pipe.close()
 
 
+def _command_of(args: tuple[str, ...]) -> str | None:
+    """The command word of `queuectl ARGS`, after a global `--db T`."""
+    words = list(args)
+    if words[:1] == ["--db"]:
+        words = words[2:]
+    elif words and words[0].startswith("--db="):
+        words = words[1:]
+    return words[0] if words else None
+
+
+def run_in_process(
+    argv: list[str], env: Mapping[str, str], input: str | bytes | None = None
+) -> subprocess.CompletedProcess[str]:
+    """queuectl.cli.main(argv) as a process would run it, and everything it changed put
+    back: the environment (and the time zone with it), the streams, the logger, the stores
+    it left open (a process's end would close them).
+
+    Streams encode as a real process's do: stdout strict UTF-8, so that a str that could
+    not be printed fails here as it would for a user; stderr backslashreplace. What the
+    command logs at WARNING and above goes to stderr, as logging's last resort prints it
+    in a process that set up no logging."""
+    from queuectl.cli import main
+
+    data = input.encode() if isinstance(input, str) else input or b""
+    stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    out_bytes, err_bytes = io.BytesIO(), io.BytesIO()
+    stdout = io.TextIOWrapper(out_bytes, encoding="utf-8", errors="strict")
+    stderr = io.TextIOWrapper(err_bytes, encoding="utf-8", errors="backslashreplace")
+    with contextlib.ExitStack() as restore:
+        restore.enter_context(_environment(env))
+        restore.enter_context(_streams(stdin, stdout, stderr))
+        restore.enter_context(_warnings_to(stderr))
+        restore.enter_context(_stores_closed_after())
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # nothing raises it past main() today; a process exits
+            code = exc.code if isinstance(exc.code, int) else 1
+        stdout.flush()
+        stderr.flush()
+    return subprocess.CompletedProcess(
+        ["queuectl", *argv],
+        code,
+        out_bytes.getvalue().decode(),
+        err_bytes.getvalue().decode(),
+    )
+
+
+@contextlib.contextmanager
+def _stores_closed_after() -> Iterator[None]:
+    """Every store the command opens, closed when it returns."""
+    from queuectl import store as store_package
+
+    real_open = store_package.open_store
+    opened: list[Store] = []
+
+    def open_and_track(*args: Any, **kwargs: Any) -> Store:
+        store = real_open(*args, **kwargs)
+        opened.append(store)
+        return store
+
+    store_package.open_store = open_and_track
+    try:
+        yield
+    finally:
+        store_package.open_store = real_open
+        for store in opened:
+            store.close()
+
+
+@contextlib.contextmanager
+def _warnings_to(stream: io.TextIOWrapper) -> Iterator[None]:
+    logger = logging.getLogger("queuectl")
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    saved_propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.propagate = saved_propagate
+        logger.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """os.environ replaced by `env` (and the C library told of TZ) for the duration."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        time.tzset()
+
+
+@contextlib.contextmanager
+def _streams(
+    stdin: io.TextIOWrapper, stdout: io.TextIOWrapper, stderr: io.TextIOWrapper
+) -> Iterator[None]:
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+    try:
+        yield
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+
+
 class _suppress_missing:
     def __enter__(self) -> None:
         return None
@@ -205,18 +345,25 @@ def sqlite_target(folder: Path) -> Path:
     return path
 
 
+def in_process(request: pytest.FixtureRequest) -> bool:
+    """True for tests marked `in_process` (often the whole module, by `pytestmark`)."""
+    return request.node.get_closest_marker("in_process") is not None
+
+
 @pytest.fixture
-def q(db_target: str, tmp_path: Path) -> Iterator[Queuectl]:
+def q(db_target: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Queuectl]:
     """The `queuectl` command against a fresh store of each backend."""
-    handle = Queuectl(db_target, tmp_path / "home")
+    handle = Queuectl(db_target, tmp_path / "home", in_process=in_process(request))
     yield handle
     handle.stop_all()
 
 
 @pytest.fixture
-def q_sqlite(sqlite_target: str, tmp_path: Path) -> Iterator[Queuectl]:
+def q_sqlite(
+    sqlite_target: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Queuectl]:
     """The `queuectl` command against a fresh SQLite store (backend-specific tests)."""
-    handle = Queuectl(sqlite_target, tmp_path / "home")
+    handle = Queuectl(sqlite_target, tmp_path / "home", in_process=in_process(request))
     yield handle
     handle.stop_all()
 
@@ -233,7 +380,7 @@ def q_shared(
             target = str(sqlite_target(folder))
         else:
             target = stack.enter_context(pgtools.fresh_database())
-        handle = Queuectl(target, folder / "home")
+        handle = Queuectl(target, folder / "home", in_process=in_process(request))
         yield handle
         handle.stop_all()
 

@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import Queuectl, assert_error, parse_time, wait_until
 
+pytestmark = pytest.mark.in_process
+
 DEFAULT_CONFIG = {
     "max-retries": 3,
     "backoff-base": 2,

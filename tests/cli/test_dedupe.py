@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import Queuectl, assert_error
 
+pytestmark = pytest.mark.in_process
+
 RACERS = 6
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import Queuectl, assert_error
 
+pytestmark = pytest.mark.in_process
+
 
 def enqueue_lines(q: Queuectl, jobs: list[dict[str, Any]]) -> Any:
     return q.run("enqueue", "-", input="".join(json.dumps(job) + "\n" for job in jobs))

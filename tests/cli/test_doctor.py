@@ -11,12 +11,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import JobState, NewJob
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord, Store
 from tests.conftest import Queuectl, assert_error
 from tests.storetools import age_claim, age_worker
+
+pytestmark = pytest.mark.in_process
 
 STATUSES = {"ok", "warn", "fail"}
 
@@ -311,7 +315,7 @@ def test_doctor_reports_an_oversized_wal(q_sqlite: Queuectl) -> None:
 
 def test_doctor_does_not_create_a_missing_store(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "queuectl.db"
-    q = Queuectl(str(missing), tmp_path / "home")
+    q = Queuectl(str(missing), tmp_path / "home", in_process=True)
     code, report = doctor_json(q)
     assert code == 1
     assert report["ok"] is False
@@ -325,7 +329,7 @@ def test_doctor_reports_an_unreachable_server(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    q = Queuectl(f"postgresql://nobody@127.0.0.1:{port}/none", tmp_path / "home")
+    q = Queuectl(f"postgresql://nobody@127.0.0.1:{port}/none", tmp_path / "home", in_process=True)
     result = q.run("doctor")
     assert result.returncode == 1
     assert text_line(result.stdout, "store").startswith("fail ")
@@ -336,7 +340,7 @@ def test_doctor_reports_a_database_without_queuectl(tmp_path: Path) -> None:
     from tests import pgtools
 
     with pgtools.fresh_database(migrated=False) as url:
-        q = Queuectl(url, tmp_path / "home")
+        q = Queuectl(url, tmp_path / "home", in_process=True)
         code, report = doctor_json(q)
     assert code == 1
     assert "no queuectl schema" in report["checks"][0]["reason"]

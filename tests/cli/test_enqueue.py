@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import TIMESTAMP, Queuectl, assert_error, parse_time
 
+pytestmark = pytest.mark.in_process
+
 JOB_FIELDS = {
     "id",
     "command",

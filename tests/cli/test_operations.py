@@ -20,6 +20,8 @@ from tests.conftest import Queuectl, assert_error
 from tests.storetools import DAY, backdate
 from tests.terminal import run_on_terminal
 
+pytestmark = pytest.mark.in_process
+
 NEVER = "2099-01-01T00:00:00Z"  # a scheduled_at no test reaches: the job stays pending
 
 

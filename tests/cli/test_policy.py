@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import Queuectl, assert_error
 
+pytestmark = pytest.mark.in_process
+
 
 def test_add_sets_the_exit_policy_shown_by_show_and_list(q: Queuectl) -> None:
     job_id = q.ok(

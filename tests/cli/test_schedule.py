@@ -16,6 +16,8 @@ from queuectl.store import open_store
 from tests.conftest import Queuectl, assert_error, parse_time, wait_until
 from tests.storetools import set_next_firing
 
+pytestmark = pytest.mark.in_process
+
 
 def schedules(q: Queuectl) -> dict[str, dict[str, object]]:
     return {item["name"]: item for item in q.json("schedule", "list")}

@@ -19,7 +19,10 @@ from tests.conftest import Queuectl, assert_error, parse_time, wait_until
 NEVER = "2099-01-01T00:00:00Z"
 # everything() runs commands in-process; a command leaves closing its store to the end of
 # its process, so PostgreSQL connections are collected, not closed, here.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.in_process,
+]
 
 
 @pytest.fixture
@@ -31,7 +34,7 @@ def other(backend: str, tmp_path: Path) -> Iterator[Queuectl]:
             target = str(tmp_path / "other" / "queuectl.db")
         else:
             target = stack.enter_context(pgtools.fresh_database())
-        handle = Queuectl(target, tmp_path / "other-home")
+        handle = Queuectl(target, tmp_path / "other-home", in_process=True)
         yield handle
         handle.stop_all()
 
@@ -39,7 +42,9 @@ def other(backend: str, tmp_path: Path) -> Iterator[Queuectl]:
 @pytest.fixture
 def sqlite_other(tmp_path: Path) -> Iterator[Queuectl]:
     (tmp_path / "sqlite-other").mkdir()
-    handle = Queuectl(str(tmp_path / "sqlite-other" / "queuectl.db"), tmp_path / "home2")
+    handle = Queuectl(
+        str(tmp_path / "sqlite-other" / "queuectl.db"), tmp_path / "home2", in_process=True
+    )
     yield handle
     handle.stop_all()
 
@@ -47,7 +52,7 @@ def sqlite_other(tmp_path: Path) -> Iterator[Queuectl]:
 @pytest.fixture
 def postgres_other(tmp_path: Path) -> Iterator[Queuectl]:
     with pgtools.fresh_database() as url:
-        handle = Queuectl(url, tmp_path / "home3")
+        handle = Queuectl(url, tmp_path / "home3", in_process=True)
         yield handle
         handle.stop_all()
 

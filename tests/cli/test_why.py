@@ -18,6 +18,8 @@ from queuectl.store import open_store
 from queuectl.store.base import Store
 from tests.conftest import Queuectl, assert_error, parse_time
 
+pytestmark = pytest.mark.in_process
+
 
 @contextlib.contextmanager
 def store_of(q: Queuectl) -> Iterator[Store]:

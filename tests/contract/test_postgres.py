@@ -77,23 +77,39 @@ def test_wait_for_jobs_without_a_server_sleeps_and_warns_once(
     caplog: pytest.LogCaptureFixture, pg_url: str
 ) -> None:
     store = PostgresStore(pg_url)
-    store.url = "postgresql://postgres@127.0.0.1:1/none"  # the listener's server is gone
+    # The listener's server is gone (and the log names it without its password).
+    store.url = "postgresql://postgres@127.0.0.1:1/none?password=s3cret"
     try:
         with caplog.at_level(logging.WARNING, logger="queuectl.store"):
             results = [store.wait_for_jobs(0.05) for _ in range(5)]
         assert results == [False] * 5
         assert len(caplog.records) == 1
+        assert "postgresql://postgres@127.0.0.1:1/none?password=***" in caplog.text
+        assert "s3cret" not in caplog.text
     finally:
         store.close()
 
 
-def test_open_store_unreachable_server_is_one_line_without_password() -> None:
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        (
+            "postgresql://someone:s3cret@127.0.0.1:1/queue",
+            "postgresql://someone:***@127.0.0.1:1/queue",
+        ),
+        ("postgresql://someone@127.0.0.1:1/queue?password=s3cret", "queue?password=***"),
+        ("postgresql://127.0.0.1:1/queue?user=someone&password=s3cret", "&password=***"),
+    ],
+)
+def test_open_store_unreachable_server_is_one_line_without_password(
+    target: str, shown: str
+) -> None:
     with pytest.raises(StoreUnavailable) as raised:
-        open_store("postgresql://someone:s3cret@127.0.0.1:1/queue")
+        open_store(target)
     message = raised.value.message
     assert "s3cret" not in message
     assert "\n" not in message
-    assert "postgresql://someone@127.0.0.1:1/queue" in message
+    assert shown in message
 
 
 def test_open_store_without_psycopg_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

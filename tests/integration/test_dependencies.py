@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Queuectl, parse_time, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 
 def test_chain_runs_in_order_across_several_workers(q: Queuectl) -> None:

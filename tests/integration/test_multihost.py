@@ -30,7 +30,7 @@ from queuectl.store.base import JobFilter, Store
 from tests import pgtools
 from tests.conftest import Queuectl, processes_with_argument, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.in_process]
 
 # Run "$@" on the simulated host named "$1"; exec keeps the pid, so signals reach queuectl.
 ON_HOST = 'hostname "$1" && shift && exec "$@"'

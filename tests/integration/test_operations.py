@@ -23,7 +23,7 @@ from tests.conftest import Queuectl, parse_time, processes_with_argument, wait_u
 from tests.storetools import DAY, backdate
 from tests.terminal import run_on_terminal
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 NEVER = "2099-01-01T00:00:00Z"  # a scheduled_at no test reaches: the job stays pending
 _markers = itertools.count()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Queuectl, parse_time, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 
 def burst(q: Queuectl) -> None:

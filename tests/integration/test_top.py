@@ -20,7 +20,7 @@ import pytest
 from tests import pgtools
 from tests.conftest import Queuectl, assert_error, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
 WIDTH, HEIGHT = 140, 40

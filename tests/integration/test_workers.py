@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Queuectl, parse_time, processes_with_argument, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 
 def seconds_between(earlier: str, later: str) -> float:

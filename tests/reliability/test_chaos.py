@@ -27,7 +27,7 @@ from tests.reliability.tools import (
     worker_pids,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 JOBS = 2000
 WORKERS = 4

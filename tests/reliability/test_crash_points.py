@@ -21,7 +21,7 @@ from tests.reliability.tools import (
     worker_pids,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 LOST = "stopped sending heartbeats"
 

@@ -11,7 +11,6 @@ point in a subprocess and must answer exactly as the in-process call did.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
@@ -19,20 +18,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from queuectl.cli import main
 from queuectl.core.settings import CONFIG_KEYS, Settings
 from queuectl.core.states import JobState
 from queuectl.store import open_store
-from queuectl.store import open_store as real_open_store
 from queuectl.store.base import Store
 from tests import pgtools
+from tests.conftest import BACKENDS
+from tests.conftest import run_in_process as in_process
 
 TAKEN_ID = "taken-id"  # already in every fuzzed store: reusing it must be refused
 FUZZ = settings(
@@ -55,37 +52,9 @@ class Outcome:
 
 
 def run_in_process(target: str, argv: list[str], stdin: bytes = b"") -> Outcome:
-    """`queuectl --db TARGET ARGV` through main(), with byte streams that encode as a real
-    process's do (stdout strict UTF-8, stderr backslashreplace): a str that could not be
-    printed fails here as it would for a user."""
-    out_bytes, err_bytes = io.BytesIO(), io.BytesIO()
-    out = io.TextIOWrapper(out_bytes, encoding="utf-8", errors="strict", write_through=True)
-    err = io.TextIOWrapper(err_bytes, encoding="utf-8", errors="backslashreplace")
-    fake_stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    saved_stdin = sys.stdin
-    sys.stdin = fake_stdin
-    opened: list[Store] = []
-
-    def open_and_track(*args: Any, **kwargs: Any) -> Store:
-        # A command leaves its store to the end of the process; here, close it after.
-        store = real_open_store(*args, **kwargs)
-        opened.append(store)
-        return store
-
-    try:
-        with (
-            mock.patch("queuectl.store.open_store", open_and_track),
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-        ):
-            code = main(["--db", target, *argv])
-        out.flush()
-        err.flush()
-    finally:
-        sys.stdin = saved_stdin
-        for store in opened:
-            store.close()
-    return Outcome(code, out_bytes.getvalue().decode(), err_bytes.getvalue().decode())
+    """`queuectl --db TARGET ARGV` through main(), streams encoded as a real process's."""
+    result = in_process(["--db", target, *argv], os.environ, stdin)
+    return Outcome(result.returncode, result.stdout, result.stderr)
 
 
 def run_subprocess(target: str, argv: list[str], stdin: bytes = b"") -> Outcome:
@@ -137,7 +106,7 @@ class FuzzStore:
         return self.store.get_config()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def fuzz_store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FuzzStore]:

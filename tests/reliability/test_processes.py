@@ -20,7 +20,7 @@ from tests.reliability.tools import (
     zombie_children,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 
 def marker(n: int) -> str:

@@ -29,6 +29,8 @@ from queuectl.store.sqlite import connection as sqlite_connection
 from queuectl.store.sqlite import wakeup as sqlite_wakeup
 from tests.conftest import Queuectl, assert_error, wait_until
 
+pytestmark = pytest.mark.in_process
+
 MIB = 1024 * 1024  # bytes
 
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from queuectl.cli.commands.top import refresh
-from queuectl.cli.live import Snapshot, sparkline, store_label, view
+from queuectl.cli.live import Snapshot, sparkline, view
 from queuectl.core.errors import StoreUnavailable
 from queuectl.core.models import Job, JobState, WorkerInfo
 from queuectl.service import QueueService
@@ -57,14 +57,32 @@ def test_sparkline_has_one_character_per_value() -> None:
         ("/srv/q.db", "/srv/q.db"),
         (
             "postgresql://queue:s3cret@db.example:5432/jobs",
-            "postgresql://queue@db.example:5432/jobs",
+            "postgresql://queue:***@db.example:5432/jobs",
         ),
-        ("postgres://:s3cret@db/jobs", "postgres://db/jobs"),
+        ("postgresql://queue@db/jobs?password=s3cret", "postgresql://queue@db/jobs?password=***"),
+        ("host=db password=s3cret dbname=jobs", "host=db password=*** dbname=jobs"),
         ("postgresql://queue@db/jobs", "postgresql://queue@db/jobs"),
     ],
 )
-def test_store_label_hides_the_password(target: str, label: str) -> None:
-    assert store_label(target) == label
+def test_the_footer_shows_the_store_without_its_password(target: str, label: str) -> None:
+    lines = draw(snapshot(), target=target).splitlines()
+    assert re.match(rf"store: {re.escape(label)}\s+q to quit$", lines[-1])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "postgresql://queue:s3cret@db/jobs",
+        "postgresql://queue@db/jobs?password=s3cret",
+        "host=db password=s3cret dbname=jobs",
+    ],
+)
+def test_the_error_line_shows_no_password(target: str) -> None:
+    """A driver's message may quote the target, or the password alone."""
+    error = f'cannot connect to {target}: invalid token "s3cret"'
+    screen = draw(snapshot(), target=target, error=error)
+    assert "store error: cannot connect to" in screen
+    assert "s3cret" not in screen
 
 
 def job(job_id: str, state: JobState, *, age: float = 0, **fields: Any) -> Job:
@@ -119,11 +137,17 @@ def snapshot(workers: int = 2, queues: int = 2, failures: int = 3) -> Snapshot:
     )
 
 
-def draw(data: Snapshot | None, width: int = 140, height: int = 40, **options: Any) -> str:
+def draw(
+    data: Snapshot | None,
+    width: int = 140,
+    height: int = 40,
+    target: str = "/srv/q.db",
+    **options: Any,
+) -> str:
     from rich.console import Console
 
     console = Console(width=width, height=height, file=io.StringIO(), color_system=None)
-    screen = view(data, target="/srv/q.db", interval=1.0, width=width, height=height, **options)
+    screen = view(data, target=target, interval=1.0, width=width, height=height, **options)
     with console.capture() as captured:
         console.print(screen)
     return captured.get()

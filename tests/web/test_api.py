@@ -14,6 +14,8 @@ from queuectl.core.errors import StoreUnavailable
 from tests.conftest import Queuectl, parse_time
 from tests.web.conftest import AUTH, TOKEN, enqueue_all, run_burst
 
+pytestmark = pytest.mark.in_process
+
 JOB_FIELDS = {
     "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
     "created_at", "updated_at", "scheduled_at", "run_at", "started_at", "finished_at",

@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import Queuectl, wait_until
 from tests.web.conftest import Server, enqueue_all, start_dashboard
 
+pytestmark = pytest.mark.in_process
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Dialog, Page
 

@@ -15,6 +15,8 @@ from queuectl.cli import main
 from tests.conftest import Queuectl, assert_error
 from tests.web.conftest import start_dashboard
 
+pytestmark = pytest.mark.in_process
+
 
 def test_dashboard_serves_the_api_with_the_printed_token(q: Queuectl) -> None:
     server = start_dashboard(q)

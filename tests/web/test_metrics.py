@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -11,6 +12,8 @@ from queuectl.store.base import ThroughputBucket
 from queuectl.web.metrics import AttemptCounter
 from tests.conftest import Queuectl
 from tests.web.conftest import enqueue_all, run_burst
+
+pytestmark = pytest.mark.in_process
 
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

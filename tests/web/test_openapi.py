@@ -21,6 +21,8 @@ from queuectl.web.app import create_app
 from tests.conftest import Queuectl
 from tests.web.conftest import AUTH, TOKEN, enqueue_all, run_burst
 
+pytestmark = pytest.mark.in_process
+
 OPERATIONS = [
     ("/api/status", "GET"),
     ("/api/jobs", "GET"),

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from queuectl.web.app import TOKEN_COOKIE, create_app
+from queuectl.web.app import create_app
+from queuectl.web.tokens import TOKEN_COOKIE
 from tests.conftest import Queuectl
 from tests.web.conftest import AUTH, TOKEN, run_burst
+
+pytestmark = pytest.mark.in_process
 
 INJECTION = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 TOKEN_META = re.compile(r'<meta name="queuectl-token" content="([^"]*)">')

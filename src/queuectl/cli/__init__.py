@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QueuectlError as exc:
         # One line, always (SPEC 4), even when a driver's message spans several.
         message = " ".join(line.strip() for line in exc.message.splitlines() if line.strip())
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {_without_passwords(message, words)}", file=sys.stderr)
         return exc.exit_code
     except SystemExit as exc:  # argparse's own exits (--help, usage errors)
         return exc.code if isinstance(exc.code, int) else 2
@@ -37,6 +37,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`queuectl list | head`): not an error worth a traceback.
         sys.stderr.close()
         return 0
+
+
+def _without_passwords(message: str, words: list[str]) -> str:
+    """The message with the passwords of every target it may quote masked: `--db`,
+    `store migrate --to`, $QUEUECTL_DB (SPEC 1)."""
+    from queuectl.core.redact import redact
+
+    targets = [os.environ.get("QUEUECTL_DB", ""), *words]
+    return redact(message, *(t for t in targets if "://" in t or "password" in t.lower()))
 
 
 def _call_parsed(words: list[str]) -> int:

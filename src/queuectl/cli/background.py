@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from queuectl.core.errors import QueuectlError, StoreUnavailable, UsageError
 
 if TYPE_CHECKING:
-    from queuectl.cli.commands import Subparsers
+    from queuectl.cli.subparsers import Subparsers
     from queuectl.core.models import WorkerInfo
 
 LOG_NAME = "workers.log"
@@ -175,9 +175,9 @@ def run_service(args: argparse.Namespace) -> int:
             settings = open_service(args).settings()
     unit = unit_text(target, settings.job_timeout, args.count, queues, user=args.user)
     if not args.install:
-        from queuectl.cli.live import store_label
+        from queuectl.core.redact import redact
 
-        shown = store_label(target)
+        shown = redact(target, target)
         if shown != target:  # never print a password: --install writes the real unit
             unit = unit.replace(target, shown)
             print("# the password is left out here: --install writes the unit with it")

@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import RenderableType
 from rich.layout import Layout
@@ -17,6 +16,7 @@ from rich.text import Text
 from queuectl.cli.context import counted
 from queuectl.cli.render import duration
 from queuectl.core.models import Job, JobState, WorkerInfo
+from queuectl.core.redact import redact
 from queuectl.store.base import QueueInfo, ThroughputBucket
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
@@ -85,16 +85,6 @@ def sparkline(values: Sequence[int], top: int | None = None) -> str:
     return "".join(chars)
 
 
-def store_label(target: str) -> str:
-    """The store as shown in the footer: a PostgreSQL URL loses its password."""
-    parts = urlsplit(target)
-    if parts.scheme.startswith("postgres") and parts.password is not None:
-        host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
-    return target
-
-
 def one_line(text: str) -> str:
     """Multi-line messages (tracebacks, driver errors) squeezed into one row."""
     return " ".join(text.split())
@@ -112,6 +102,7 @@ def view(
     """The whole screen: header, counts and queues, workers, failures, footer."""
     parts = [Layout(_header(snapshot, interval), name="header", size=1)]
     if error is not None:
+        error = redact(error, target)  # a driver's message may quote the target
         parts.append(Layout(_error_line(error, snapshot, interval), name="error", size=1))
     if snapshot is None:
         parts.append(Layout(Text("Reading the store…", style="dim"), name="body", ratio=1))
@@ -196,7 +187,7 @@ def _footer(target: str) -> RenderableType:
     grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     grid.add_column(justify="right", no_wrap=True)
     grid.add_row(
-        Text(f"store: {store_label(target)}", style="dim"),
+        Text(f"store: {redact(target, target)}", style="dim"),
         Text.assemble(("q", "bold reverse"), " to quit"),
     )
     return grid

@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from queuectl.core.models import Job, WorkerInfo
+from queuectl.core.redact import redact
 
 WAL_LIMIT = 64 * 1024 * 1024  # bytes; a WAL this big means checkpoints cannot keep up
 # A worker that died longer ago than this is history, not a current problem: its row stays
@@ -51,7 +52,7 @@ class StoreFacts:
     """What a backend can tell about itself, beyond the jobs."""
 
     backend: str  # "sqlite" or "postgresql"
-    location: str  # the file, or the URL without its password
+    location: str  # the file or the URL (printed through redact())
     schema_version: int  # 0: no queuectl schema here
     current_schema_version: int  # what this queuectl writes
     server: str | None = None  # PostgreSQL: version and connection
@@ -60,7 +61,7 @@ class StoreFacts:
 
 
 def check_store(facts: StoreFacts) -> Check:
-    where = facts.server or f"SQLite {facts.location}"
+    where = redact(facts.server or f"SQLite {facts.location}")
     if facts.schema_version == 0:
         return Check("store", Status.FAIL, f"{where}: no queuectl schema (not a queuectl store)")
     if facts.schema_version > facts.current_schema_version:

@@ -10,7 +10,6 @@ import math
 
 from queuectl.core.errors import InvalidJobSpec, UsageError
 from queuectl.core.ids import is_valid_job_id, new_job_id
-from queuectl.core.jsonscan import loads
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (enqueue start-up)
 if TYPE_CHECKING:
@@ -81,13 +80,13 @@ def parse_job_lines(
 
 def decode_job_object(text: str, line: int | None = None) -> dict[str, Any]:
     """The JSON object of one enqueue line, before its fields are checked."""
-    try:
-        data = loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except ValueError as exc:
-        from json import JSONDecodeError  # loaded by now: the scanner raises it from there
+    import json  # here, not at the top: only what decodes JSON pays for it
 
-        if isinstance(exc, JSONDecodeError):
-            raise InvalidJobSpec(f"invalid JSON: {exc.msg} at column {exc.colno}", line) from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidJobSpec(f"invalid JSON: {exc.msg} at column {exc.colno}", line) from None
+    except ValueError as exc:  # a duplicate key or NaN, refused by the hooks
         raise InvalidJobSpec(f"invalid JSON: {exc}", line) from None
     except RecursionError:  # arrays or objects nested thousands deep
         raise InvalidJobSpec("invalid JSON: nested too deeply", line) from None

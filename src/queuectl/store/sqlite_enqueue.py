@@ -10,10 +10,8 @@ error. The full path then does the whole command again.
 
 from __future__ import annotations
 
-# The driver itself: the sqlite3 package around it adds only datetime adapters, which
-# this path does not use and whose import it would pay on every call.
-import _sqlite3 as sqlite3
 import os
+import sqlite3
 import time
 
 from queuectl.core.spec import parse_field_lines, parse_job_fields

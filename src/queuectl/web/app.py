@@ -1,38 +1,21 @@
-"""The ASGI application: routes, the token check, error mapping and protective headers."""
+"""The ASGI application: routes, error handlers and protective headers, put together."""
 
 from __future__ import annotations
 
-import hmac
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from queuectl import __version__
-from queuectl.core.errors import (
-    DuplicateDedupeKey,
-    DuplicateJobId,
-    InvalidJobSpec,
-    JobNotFound,
-    QueuectlError,
-    StoreUnavailable,
-    UsageError,
-    WrongState,
-)
+from queuectl.web import api, errors, metrics, pages
 from queuectl.web.pool import ServicePool
 
-log = logging.getLogger("queuectl.web")
-
 STATIC = Path(__file__).parent / "static"
-TOKEN_COOKIE = "queuectl_token"  # noqa: S105 (the name of the cookie, not a secret)
 # No inline script or style may run: a command that slipped past escaping still cannot.
 SECURITY_HEADERS = [
     (
@@ -44,44 +27,6 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
-# Prefixes whose errors are JSON; elsewhere (the pages) a person gets a small HTML page.
-MACHINE_PATHS = ("/api/", "/metrics", "/healthz", "/openapi.json")
-
-
-def status_of(exc: QueuectlError) -> int:
-    """The HTTP status of a queuectl error (its exit code says only 1 or 2)."""
-    if isinstance(exc, DuplicateJobId | DuplicateDedupeKey | WrongState):
-        return 409
-    if isinstance(exc, InvalidJobSpec):
-        return 422
-    if isinstance(exc, UsageError):
-        return 400
-    if isinstance(exc, JobNotFound):
-        return 404
-    if isinstance(exc, StoreUnavailable):
-        return 503
-    return 500
-
-
-def is_authorized(request: Request, token: str) -> bool:
-    """True when the request carries the token as `Authorization: Bearer T`."""
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
-
-
-def token_cookie(request: Request) -> str:
-    """The cookie's name, per port: browsers share cookies between the ports of a host,
-    and two dashboards on one machine must not overwrite each other's."""
-    port = request.url.port
-    return f"{TOKEN_COOKIE}_{port}" if port else TOKEN_COOKIE
-
-
-def has_token_cookie(request: Request, token: str) -> bool:
-    return hmac.compare_digest(request.cookies.get(token_cookie(request), ""), token)
-
-
-def one_line(message: str) -> str:
-    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 class GuardMiddleware:
@@ -135,8 +80,6 @@ def create_app(
     `token` guards every state-changing request; `allowed_hosts` (None: any) are the Host
     names the server answers to.
     """
-    from queuectl.web import api, metrics, pages
-
     pool = ServicePool(target, pool_size)
 
     @asynccontextmanager
@@ -164,60 +107,6 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    _add_error_handlers(app)
+    errors.add_error_handlers(app)
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)
     return app
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    from queuectl.web.pages import error_page
-
-    def respond(request: Request, status: int, message: str) -> Response:
-        if request.url.path.startswith(MACHINE_PATHS):
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return JSONResponse({"error": message}, status_code=status, headers=headers)
-        return error_page(request, status, message)
-
-    async def queuectl_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, QueuectlError)
-        status = status_of(exc)
-        if status >= 500:
-            log.error("%s %s: %s", request.method, request.url.path, exc.message)
-        return respond(request, status, one_line(exc.message))
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        message = exc.detail if isinstance(exc.detail, str) else "request refused"
-        response = respond(request, exc.status_code, message)
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
-
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return respond(request, 422, _describe(exc.errors()))
-
-    async def unexpected_error(request: Request, exc: Exception) -> Response:
-        # A bug: the log gets the traceback, the client a one-line JSON error.
-        log.exception("%s %s failed", request.method, request.url.path)
-        return respond(request, 500, "internal error; the dashboard's log has the details")
-
-    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
-        QueuectlError: queuectl_error,
-        HTTPException: http_error,
-        RequestValidationError: validation_error,
-        Exception: unexpected_error,
-    }
-    for kind, handler in handlers.items():
-        app.add_exception_handler(kind, handler)
-
-
-def _describe(errors: Sequence[Any]) -> str:
-    """FastAPI's validation errors as one line: `query parameter limit: ...`."""
-    parts = []
-    for error in errors:
-        where = [str(part) for part in error.get("loc", ())]
-        if where and where[0] in ("query", "path", "body", "header"):
-            where = [f"{where[0]} parameter", *where[1:]] if len(where) > 1 else where
-        parts.append(f"{' '.join(where)}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from queuectl.core.errors import QueuectlError
 from queuectl.core.models import JobState
+from queuectl.core.redact import redact
 from queuectl.store.base import JobFilter, ThroughputBucket
 from queuectl.web import schemas
 
@@ -172,5 +173,6 @@ def healthz(request: Request) -> JSONResponse:
         with request.app.state.pool.service() as service:
             service.settings()  # one real read of the store
     except QueuectlError as exc:
-        return JSONResponse({"ok": False, "error": exc.message}, status_code=503)
+        message = redact(exc.message, request.app.state.target)
+        return JSONResponse({"ok": False, "error": message}, status_code=503)
     return JSONResponse({"ok": True})

@@ -11,7 +11,7 @@ import json
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,9 +19,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from queuectl import __version__
 from queuectl.core.models import JobState
-from queuectl.store import default_target, is_postgres
+from queuectl.core.redact import redact
+from queuectl.store import default_target
 from queuectl.web.api import borrow, detail
-from queuectl.web.app import has_token_cookie, token_cookie
+from queuectl.web.tokens import has_token_cookie, token_cookie
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATE_LABELS = {
@@ -95,15 +96,9 @@ def environment() -> Environment:
 
 
 def describe_store(target: str | None) -> str:
-    """The store for the page header, with any password left out."""
+    """The store for the page header, with any password masked."""
     target = target or default_target()
-    if not is_postgres(target):
-        return target
-    parts = urlsplit(target)
-    if parts.password is None:
-        return target
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
+    return redact(target, target)
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:

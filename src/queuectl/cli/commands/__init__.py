@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import TypeAlias
+from queuectl.cli.subparsers import Subparsers
 
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+__all__ = ["Subparsers"]

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dlq_threshold is not None and args.dlq_threshold < 0:
         raise UsageError("--dlq-threshold must be >= 0")
-    checks = _diagnose(args)
+    checks = [_without_passwords(check, args.db) for check in _diagnose(args)]
     failed = health.has_problem(checks)
     if args.json:
         print_json({"ok": not failed, "checks": [check.to_json() for check in checks]})
@@ -51,6 +51,21 @@ def run(args: argparse.Namespace) -> int:
             else "No problems found.\n"
         )
     return 1 if failed else 0
+
+
+def _without_passwords(check: health.Check, target: str | None) -> health.Check:
+    """The check as printed: a reason or a path may quote the store's target."""
+    from dataclasses import replace
+
+    from queuectl.core.redact import redact
+    from queuectl.store import default_target
+
+    target = target or default_target()
+    return replace(
+        check,
+        reason=redact(check.reason, target),
+        items=tuple(redact(item, target) for item in check.items),
+    )
 
 
 def _diagnose(args: argparse.Namespace) -> list[health.Check]:

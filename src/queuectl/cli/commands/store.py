@@ -42,6 +42,7 @@ def register(subparsers: Subparsers) -> None:
 
 def run_migrate(args: argparse.Namespace) -> int:
     from queuectl.core.errors import UsageError
+    from queuectl.core.redact import redact
     from queuectl.core.spec import parse_duration
     from queuectl.store import default_target, open_store
     from queuectl.transfer import migrate_store
@@ -75,7 +76,9 @@ def run_migrate(args: argparse.Namespace) -> int:
         f"{counted(report.queues, 'queue setting')}; the counts per state match."
     )
     print("Point every worker and client at the new store:")
-    print(f"  export QUEUECTL_DB='{args.to}'   # or pass --db to each command")
+    shown = redact(args.to, args.to)
+    masked = "; *** stands for the password" if shown != args.to else ""
+    print(f"  export QUEUECTL_DB='{shown}'   # or pass --db to each command{masked}")
     print("  queuectl worker start")
     if report.paused:
         print(

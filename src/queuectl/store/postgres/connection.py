@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from queuectl.core.errors import StoreUnavailable
+from queuectl.core.redact import redact
 from queuectl.store.migrate import latest_version
 from queuectl.store.postgres.rows import utc
 
@@ -167,11 +167,6 @@ class PostgresConnection:
     def close(self) -> None:
         self._closed = True
         self.conn.close()
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
 
 
 def first_line(exc: BaseException) -> str:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from queuectl.core.models import WorkerInfo
-from queuectl.store.postgres.connection import PostgresConnection, redact
+from queuectl.core.redact import redact
+from queuectl.store.postgres.connection import PostgresConnection
 from queuectl.store.postgres.rows import worker_of
 from queuectl.store.records import ThroughputBucket
 from queuectl.store.sql import WORKER_COLUMNS

@@ -9,12 +9,12 @@ import time
 
 import psycopg
 
+from queuectl.core.redact import redact
 from queuectl.store.postgres.connection import (
     CHANNEL,
     Connection,
     PostgresConnection,
     first_line,
-    redact,
 )
 
 LISTEN_CONNECT_TIMEOUT = 5  # seconds; short, as an idle worker waits on it
