@@ -124,7 +124,7 @@ def test_worker_service_never_prints_a_password(q_sqlite: Queuectl) -> None:
     url = "postgresql://someone:s3cret@127.0.0.1:1/queue"
     unit = q_sqlite.ok("--db", url, "worker", "service")
     assert "s3cret" not in unit
-    assert "postgresql://someone@127.0.0.1:1/queue" in unit
+    assert "postgresql://someone:***@127.0.0.1:1/queue" in unit
 
 
 def test_detach_on_a_missing_folder_is_refused_before_anything_starts(
