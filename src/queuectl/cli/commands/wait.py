@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import open_service
-from queuectl.core.errors import QueuectlError
+from queuectl.core.errors import WaitTimedOut
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -19,13 +19,6 @@ if TYPE_CHECKING:
     from queuectl.service import QueueService
 
 POLL = 0.2  # seconds between two looks at the store
-EXIT_TIMEOUT = 124  # as timeout(1)
-
-
-class WaitTimedOut(QueuectlError):
-    """Timed out waiting for jobs."""
-
-    exit_code = EXIT_TIMEOUT
 
 
 @dataclass(frozen=True)
