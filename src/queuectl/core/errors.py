@@ -99,3 +99,9 @@ class DependencyEnded(WrongState):
     def __init__(self, message: str, job_id: str | None = None) -> None:
         super().__init__(message)
         self.job_id = job_id  # the job that would wait forever
+
+
+class WaitTimedOut(QueuectlError, TimeoutError):
+    """Timed out waiting for jobs."""
+
+    exit_code = 124  # as timeout(1)

@@ -56,6 +56,9 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class Job:
+    """A job as it was when read: frozen, so read it again to see it change. Its fields
+    are those of `queuectl show --json`; `env` is a copy of its own, for reading only."""
+
     id: str
     command: str
     state: JobState

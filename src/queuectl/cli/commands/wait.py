@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from queuectl.cli.commands import Subparsers
 from queuectl.cli.context import open_service
-from queuectl.core.errors import QueuectlError
+from queuectl.core.errors import WaitTimedOut
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -22,13 +22,6 @@ POLL = 0.2  # seconds between two looks at the store
 # After this long, waiting on jobs that no active worker would claim is said on stderr (once):
 # a wait that can only end when someone starts a worker must not look like a slow queue.
 NO_WORKER_WARNING_AFTER = 3.0  # seconds
-EXIT_TIMEOUT = 124  # as timeout(1)
-
-
-class WaitTimedOut(QueuectlError):
-    """Timed out waiting for jobs."""
-
-    exit_code = EXIT_TIMEOUT
 
 
 @dataclass(frozen=True)
