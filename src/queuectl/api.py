@@ -80,7 +80,8 @@ class Queue:
     """
 
     def __init__(self, target: str | os.PathLike[str] | None = None) -> None:
-        self._target = os.fspath(target) if target is not None else default_target()
+        # An empty target means the default one, as `--db ""` does.
+        self._target = (os.fspath(target) if target is not None else "") or default_target()
         self._service: QueueService | None = QueueService(open_store(self._target))
 
     @property

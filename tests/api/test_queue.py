@@ -330,9 +330,10 @@ def test_the_default_store_is_the_command_lines(
 
     chosen = tmp_path / "chosen.db"
     monkeypatch.setenv("QUEUECTL_DB", str(chosen))
-    with Queue() as queue:
-        assert queue.target == str(chosen)
-        assert queue.jobs() == []
+    for default in (None, ""):
+        with Queue(default) as queue:
+            assert queue.target == str(chosen)
+            assert queue.jobs() == []
     with Queue(tmp_path / "explicit.db") as queue:  # an explicit target wins
         assert queue.target == str(tmp_path / "explicit.db")
     assert (tmp_path / "explicit.db").is_file()
