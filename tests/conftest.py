@@ -17,9 +17,14 @@ from typing import Any
 
 import pytest
 
+from tests import pgbouncer as pooler
 from tests import pgtools
+from tests.pgbouncer import pgbouncer  # noqa: F401 - a fixture, for every test module
 
 BACKENDS = ["sqlite", "postgres"]
+# The backends, and PostgreSQL through a transaction-pooling PgBouncer: for the tests that
+# show queuectl works there (parametrize `backend` with it).
+WITH_PGBOUNCER = [*BACKENDS, "pgbouncer"]
 
 
 def wait_until(
@@ -179,10 +184,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_target(backend: str, tmp_path: Path) -> Iterator[str]:
+def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty store of the given backend."""
     if backend == "sqlite":
         yield str(tmp_path / "store" / "queuectl.db")
+    elif backend == "pgbouncer":
+        with pooler.pooled_database(request.getfixturevalue("pgbouncer")) as url:
+            yield url
     else:
         with pgtools.fresh_database() as url:
             yield url

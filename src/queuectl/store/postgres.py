@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 try:
     import psycopg
     from psycopg import errors as pg_errors
+
+    from queuectl.store import postgres_session
+    from queuectl.store.postgres_listen import CHANNEL, JobListener
 except ImportError as exc:  # an optional dependency: SQLite users never need it
     raise MissingDependency(
         "PostgreSQL support needs psycopg: pip install 'queuectl[postgres]'"
@@ -64,12 +67,10 @@ Cursor: TypeAlias = "psycopg.Cursor[tuple[Any, ...]]"
 
 SCHEMA_VERSION = 5  # the number of the newest file in migrations/postgres
 MIGRATION_LOCK = 0x71756575  # pg_advisory_xact_lock key ("queu"): one migrator at a time
-SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
-CHANNEL = "queuectl_jobs"  # NOTIFY channel: a job may have become claimable
+SCHEMA = postgres_session.SCHEMA  # every table lives here, named with it in every statement
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq default: forever)
 LISTEN_CONNECT_TIMEOUT = 5  # seconds; short, as an idle worker waits on it
-LISTEN_RETRY_FIRST = 0.5  # seconds before the first retry of a lost listener connection
-LISTEN_RETRY_MAX = 30.0  # seconds; cap of the listener's reconnect backoff
+NOTIFY_PROBE_TIMEOUT = 3.0  # seconds doctor waits for its probe notification
 RECONNECT_FIRST = 0.1  # seconds before the second try to reopen a lost main connection
 RECONNECT_MAX = 5.0  # seconds; cap of the main connection's reconnect backoff
 
@@ -155,20 +156,22 @@ class PostgresStore:
     turns off the wait for the WAL flush per commit (worker bookkeeping; losing the last
     writes to a server crash only re-runs a job, which at-least-once allows)."""
 
-    supports_notify = True
-
     def __init__(self, url: str, *, durable: bool = True) -> None:
         self.url = url
         self.durable = durable
         self._closed = False
+        self.options = postgres_session.parse_url(url)
+        # Behind a transaction pooler no notification reaches a listener: poll instead.
+        self.supports_notify = not self.options.transaction_pooling
         self.conn = self._connect()
         # The listener is a second connection, opened on the first wait_for_jobs, so
         # stores that never wait (the CLI, the heartbeat thread) never pay for it.
-        self._listener: Connection | None = None
-        self._has_listened = False
-        self._listen_failures = 0
-        self._listen_retry_at = 0.0
-        self._listen_warned = False
+        self._listener = JobListener(
+            self._connect_listener,
+            lambda channel: self._execute("SELECT pg_notify(%s, '')", (channel,)),
+            lambda: redact(self.url),
+            available=self.supports_notify,
+        )
         self._limits: list[str] = []
         self._limits_read_at = float("-inf")
         self._reconnect_failures = 0
@@ -184,14 +187,26 @@ class PostgresStore:
         if "connect_timeout" not in self.url:
             options["connect_timeout"] = CONNECT_TIMEOUT
         try:
-            conn: Connection = psycopg.connect(self.url, **options)
-            conn.execute(f"SET search_path TO {SCHEMA}")
-            if not self.durable:
+            conn: Connection = psycopg.connect(
+                self.options.conninfo, **options, **postgres_session.connect_kwargs(self.options)
+            )
+            # A session setting: through a transaction pooler it would stay on the server
+            # connection and make other clients' commits non-durable, so never there.
+            if not self.durable and not self.options.transaction_pooling:
                 conn.execute("SET synchronous_commit = off")
         except psycopg.Error as exc:
             raise StoreUnavailable(
                 f"cannot connect to PostgreSQL at {redact(self.url)}: {first_line(exc)}"
             ) from exc
+        return conn
+
+    def _connect_listener(self) -> Connection:
+        conn: Connection = psycopg.connect(
+            postgres_session.parse_url(self.url).conninfo,
+            autocommit=True,
+            connect_timeout=LISTEN_CONNECT_TIMEOUT,
+            **postgres_session.connect_kwargs(self.options),
+        )
         return conn
 
     def _unavailable(self, exc: psycopg.Error) -> StoreUnavailable:
@@ -258,6 +273,8 @@ class PostgresStore:
             # schema current. The lock ends with the transaction.
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            # The scripts name tables without their schema: for this transaction only.
+            cursor.execute(f"SET LOCAL search_path TO {SCHEMA}")
             cursor.execute("SELECT to_regclass('queuectl_schema') IS NOT NULL")
             exists = _one(cursor)[0]
             version = 0
@@ -288,9 +305,7 @@ class PostgresStore:
     def close(self) -> None:
         self._closed = True
         self.conn.close()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._listener.close()
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -909,75 +924,13 @@ class PostgresStore:
         return None if not rows or rows[0][0] is None else max(0.0, float(rows[0][0]))
 
     def wait_for_jobs(self, timeout: float) -> bool:
-        """Block on LISTEN until a NOTIFY or `timeout`. Without a listener connection
-        (the server is unreachable) it sleeps like a poll, and retries with backoff."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        if self._listener is None:
-            reconnected = self._listen()
-            if reconnected is None:
-                time.sleep(max(0.0, deadline - time.monotonic()))
-                return False
-            if reconnected:
-                return True  # notifications sent while we were away are lost: catch up
-        assert self._listener is not None
-        try:
-            left = max(0.0, deadline - time.monotonic())
-            woken = list(self._listener.notifies(timeout=left, stop_after=1))
-            if woken:
-                # A burst of inserts sends many; take the queued ones now, so they do
-                # not each cause a spurious wakeup later.
-                list(self._listener.notifies(timeout=0))
-        except psycopg.Error as exc:
-            # No sleep: the caller's next wait reconnects at once and then says True.
-            self._listener_lost(exc)
-            return False
-        return bool(woken)
+        """Block on LISTEN until a NOTIFY or `timeout`; where notifications cannot arrive
+        (a transaction pooler, the server unreachable) sleep like a poll instead."""
+        return self._listener.wait(timeout)
 
-    def _listen(self) -> bool | None:
-        """Open the listener. None: not now (backoff or failure); True: it came back
-        after a loss; False: the first connection."""
-        if self._closed or time.monotonic() < self._listen_retry_at:
-            return None
-        listener: Connection | None = None
-        try:
-            listener = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=LISTEN_CONNECT_TIMEOUT
-            )
-            listener.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error as exc:
-            if listener is not None:
-                listener.close()
-            self._listen_failures += 1
-            delay = min(LISTEN_RETRY_MAX, LISTEN_RETRY_FIRST * 2 ** (self._listen_failures - 1))
-            # Jittered: the workers that lost their listeners together retry apart.
-            self._listen_retry_at = time.monotonic() + random.uniform(delay / 2, delay)  # noqa: S311
-            if not self._listen_warned:
-                self._listen_warned = True
-                log.warning(
-                    "cannot listen for new jobs on PostgreSQL at %s (%s); polling, retrying",
-                    redact(self.url),
-                    first_line(exc),
-                )
-            return None
-        self._listener = listener
-        reconnected = self._has_listened
-        self._has_listened = True
-        if self._listen_warned:
-            log.info("listening for new jobs on PostgreSQL at %s again", redact(self.url))
-        self._listen_failures = 0
-        self._listen_warned = False
-        return reconnected
-
-    def _listener_lost(self, exc: psycopg.Error) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        self._listen_retry_at = 0.0  # the next call reconnects at once
-        if not self._listen_warned:
-            self._listen_warned = True
-            log.warning(
-                "lost the PostgreSQL listener connection (%s); reconnecting", first_line(exc)
-            )
+    def notifications_arrive(self, timeout: float) -> bool:
+        """Whether a notification sent now reaches a listener within `timeout` (doctor)."""
+        return self._listener.probe(timeout)
 
     # -- workers ----------------------------------------------------------------------
 
@@ -1057,14 +1010,24 @@ class PostgresStore:
         return [_worker(row) for row in rows]
 
     def inspect_storage(self) -> StoreFacts:
-        """The server's version, this connection and the schema version."""
-        from queuectl.core.health import StoreFacts
+        """The server's version, this connection, the schema version, the connections in
+        use and whether notifications reach a listener here."""
+        from queuectl.core.health import Connections, Notifications, StoreFacts
 
-        version, user, database, connections, limit = self._read(
+        version, user, database, connections, limit, ours, total = self._read(
             "SELECT current_setting('server_version'), current_user, current_database(),"
             " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),"
-            " current_setting('max_connections')::int"
+            " current_setting('max_connections')::int,"
+            " (SELECT count(*) FROM pg_stat_activity WHERE application_name = %s),"
+            " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+            (postgres_session.APPLICATION_NAME,),
         )[0]
+        if not self.supports_notify:
+            notifications = Notifications.OFF
+        elif self.notifications_arrive(NOTIFY_PROBE_TIMEOUT):
+            notifications = Notifications.LISTEN
+        else:
+            notifications = Notifications.LOST
         return StoreFacts(
             backend="postgresql",
             location=redact(self.url),
@@ -1074,6 +1037,8 @@ class PostgresStore:
                 f"PostgreSQL {version} at {redact(self.url)} (user {user}, database {database};"
                 f" connections to it: {connections}, max_connections {limit})"
             ),
+            connections=Connections(queuectl=ours, total=total, limit=limit),
+            notifications=notifications,
         )
 
     # -- schedules and moving between stores (postgres_transfer.py) -----------------------

@@ -82,7 +82,7 @@ def list_due_schedules(store: PostgresStore) -> list[Schedule]:
 def fire_schedule(
     store: PostgresStore, schedule: Schedule, jobs: Sequence[NewJob], next_fire_at: datetime
 ) -> bool:
-    from queuectl.store.postgres import CHANNEL
+    from queuectl.store.postgres_listen import CHANNEL
 
     last_fired = max((job.scheduled_at for job in jobs if job.scheduled_at), default=None)
     with store._transaction() as cursor:
@@ -157,7 +157,8 @@ def count_attempts(store: PostgresStore) -> int:
 def insert_contents(
     store: PostgresStore, contents: StoreContents, *, skip_existing: bool
 ) -> tuple[int, int]:
-    from queuectl.store.postgres import CHANNEL, _without_nul
+    from queuectl.store.postgres import _without_nul
+    from queuectl.store.postgres_listen import CHANNEL
 
     job_columns = _columns(store, "jobs")
     attempt_columns = _columns(store, "attempts")
