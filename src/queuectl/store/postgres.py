@@ -16,6 +16,7 @@ from queuectl.core.errors import (
     DuplicateDedupeKey,
     DuplicateJobId,
     MissingDependency,
+    QueuectlError,
     StoreUnavailable,
     WrongState,
 )
@@ -54,6 +55,7 @@ try:
     from psycopg import errors as pg_errors
 
     from queuectl.store import postgres_session
+    from queuectl.store.postgres_copy import COPY_MIN_JOBS, copy_plain_jobs
     from queuectl.store.postgres_listen import CHANNEL, JobListener
 except ImportError as exc:  # an optional dependency: SQLite users never need it
     raise MissingDependency(
@@ -314,6 +316,12 @@ class PostgresStore:
     ) -> list[Job]:
         if not jobs:
             return []
+        if len(jobs) >= COPY_MIN_JOBS and not skip_duplicate_keys:
+            if not any(job.depends_on for job in jobs):
+                try:  # a bulk load: COPY, in one transaction
+                    return copy_plain_jobs(self, jobs)
+                except StoreUnavailable as exc:
+                    raise self._insert_error(exc, jobs) from exc.__cause__
         columns = (
             [job.id for job in jobs],
             [job.command for job in jobs],
@@ -387,12 +395,16 @@ class PostgresStore:
                     # Delivered at commit, to every idle worker: no one waits for a poll.
                     cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
         except StoreUnavailable as exc:
-            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
-                if exc.__cause__.diag.constraint_name == "jobs_dedupe_key":
-                    raise self._duplicate_key(jobs) from exc.__cause__
-                raise self._duplicate([job.id for job in jobs]) from exc.__cause__
-            raise
+            raise self._insert_error(exc, jobs) from exc.__cause__
         return [inserted[job.id] for job in jobs]
+
+    def _insert_error(self, exc: StoreUnavailable, jobs: Sequence[NewJob]) -> QueuectlError:
+        """What an insert's failure means: a taken id or dedupe key, or the store's error."""
+        if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+            if exc.__cause__.diag.constraint_name == "jobs_dedupe_key":
+                return self._duplicate_key(jobs)
+            return self._duplicate([job.id for job in jobs])
+        return exc
 
     def _key_holders(
         self, cursor: Cursor, jobs: Sequence[NewJob], inserted: dict[str, Job]

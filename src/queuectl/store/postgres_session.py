@@ -11,6 +11,8 @@ also turns off prepared statements and LISTEN.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -99,3 +101,10 @@ class QualifiedCursor(psycopg.Cursor[tuple[Any, ...]]):
         if isinstance(query, str):
             query = qualify(query)
         super().executemany(query, params_seq, **kwargs)
+
+    @contextmanager
+    def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Iterator[psycopg.Copy]:
+        if isinstance(statement, str):
+            statement = qualify(statement)
+        with super().copy(statement, params, **kwargs) as copy:
+            yield copy

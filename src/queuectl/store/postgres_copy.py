@@ -1,0 +1,107 @@
+"""Large batches of plain jobs (`enqueue -`, `import`) inserted with COPY.
+
+COPY streams the rows in PostgreSQL's own text format: no statement parameters to bind,
+no arrays to build and unnest, no RETURNING rows to send back and parse. The Job records
+the caller gets are built here from the rows sent and the transaction's clock, the same
+values the database stored. One transaction: a duplicate id or dedupe key aborts the whole
+batch with the unique index's error, which PostgresStore.insert_jobs turns into the same
+messages as for its other paths.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from queuectl.core.models import Job, JobState, NewJob
+from queuectl.store.postgres_listen import CHANNEL
+from queuectl.store.rows import exit_codes_to_column
+
+if TYPE_CHECKING:
+    from queuectl.store.postgres import PostgresStore
+
+# Below this many jobs one INSERT ... SELECT FROM unnest() statement is quicker: it needs
+# one round trip, where COPY needs a transaction, the clock and the copy itself.
+COPY_MIN_JOBS = 200
+COPIED = "id, command, state, queue, priority, max_retries, timeout, created_at, updated_at, run_at"
+# Columns that are NULL unless a job sets them: copied only when one in the batch does.
+OPTIONAL_COLUMNS: tuple[tuple[str, Callable[[NewJob], object]], ...] = (
+    ("scheduled_at", lambda job: job.scheduled_at),
+    ("cwd", lambda job: job.cwd),
+    ("env", lambda job: json.dumps(job.env) if job.env is not None else None),
+    ("retry_on_exit", lambda job: exit_codes_to_column(job.retry_on_exit)),
+    ("fatal_on_exit", lambda job: exit_codes_to_column(job.fatal_on_exit)),
+    ("dedupe_key", lambda job: job.dedupe_key),
+)
+
+
+def copy_plain_jobs(store: PostgresStore, jobs: Sequence[NewJob]) -> list[Job]:
+    """Insert jobs without dependencies, all or nothing; the stored jobs, in order."""
+    optional = [
+        (name, value_of)
+        for name, value_of in OPTIONAL_COLUMNS
+        if any(value_of(job) is not None for job in jobs)
+    ]
+    columns = ", ".join([COPIED, *(name for name, _ in optional)])
+    with store._transaction() as cursor:
+        cursor.execute("SELECT now()")
+        row = cursor.fetchone()
+        assert row is not None
+        now: datetime = row[0]
+        # Sent as the text PostgreSQL gave it: the same instant, formatted once, not per row.
+        stamp = now.isoformat()
+        with cursor.copy(f"COPY jobs ({columns}) FROM STDIN") as copy:
+            for job in jobs:
+                copy.write_row(
+                    (
+                        job.id,
+                        job.command,
+                        "pending",
+                        job.queue,
+                        job.priority,
+                        job.max_retries,
+                        float(job.timeout),
+                        stamp,
+                        stamp,
+                        job.scheduled_at or stamp,
+                        *[value_of(job) for _, value_of in optional],
+                    )
+                )
+        # Delivered at commit, to every idle worker: no one waits for a poll.
+        cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+    at = now.astimezone(UTC)
+    return [_stored(job, at) for job in jobs]
+
+
+def _stored(job: NewJob, now: datetime) -> Job:
+    """The job as the database now holds it (what RETURNING would have said)."""
+    scheduled = job.scheduled_at.astimezone(UTC) if job.scheduled_at is not None else None
+    return Job(
+        id=job.id,
+        command=job.command,
+        state=JobState.PENDING,
+        queue=job.queue,
+        priority=job.priority,
+        attempts=0,
+        max_retries=job.max_retries,
+        timeout=float(job.timeout),
+        created_at=now,
+        updated_at=now,
+        scheduled_at=scheduled,
+        run_at=scheduled or now,
+        started_at=None,
+        finished_at=None,
+        exit_code=None,
+        last_error=None,
+        output="",
+        locked_by=None,
+        locked_at=None,
+        cwd=job.cwd,
+        env=dict(job.env) if job.env is not None else None,
+        retry_on_exit=tuple(job.retry_on_exit),
+        fatal_on_exit=tuple(job.fatal_on_exit),
+        dedupe_key=job.dedupe_key,
+        depends_on=(),
+    )
