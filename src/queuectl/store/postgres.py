@@ -316,12 +316,12 @@ class PostgresStore:
     ) -> list[Job]:
         if not jobs:
             return []
-        if len(jobs) >= COPY_MIN_JOBS and not skip_duplicate_keys:
-            if not any(job.depends_on for job in jobs):
-                try:  # a bulk load: COPY, in one transaction
-                    return copy_plain_jobs(self, jobs)
-                except StoreUnavailable as exc:
-                    raise self._insert_error(exc, jobs) from exc.__cause__
+        plain = not skip_duplicate_keys and not any(job.depends_on for job in jobs)
+        if plain and len(jobs) >= COPY_MIN_JOBS:
+            try:  # a bulk load: COPY, in one transaction
+                return copy_plain_jobs(self, jobs)
+            except StoreUnavailable as exc:
+                raise self._insert_error(exc, jobs) from exc.__cause__
         columns = (
             [job.id for job in jobs],
             [job.command for job in jobs],

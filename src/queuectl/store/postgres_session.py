@@ -13,19 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 
-from queuectl.core.errors import UsageError
+from queuectl.store.postgres_url import APPLICATION_NAME, ConnectOptions, parse_url
+
+__all__ = ["APPLICATION_NAME", "SCHEMA", "ConnectOptions", "connect_kwargs", "parse_url", "qualify"]
 
 SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
-APPLICATION_NAME = "queuectl"  # how doctor tells queuectl's connections from others
-POOL_MODE = "pool_mode"  # the URL parameter queuectl reads and libpq never sees
-POOL_MODES = ("session", "transaction")
 TABLES = (
     "jobs",
     "attempts",
@@ -40,34 +37,6 @@ TABLES = (
 # queuectl's SQL, which keeps this off string literals and off column names (workers has
 # a column `queues`; extract(epoch FROM finished_at) names a column after FROM).
 TABLE_REFERENCE = re.compile(rf"\b(FROM|JOIN|UPDATE|INTO|TABLE|COPY)\s+({'|'.join(TABLES)})\b")
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectOptions:
-    """The store URL split into what libpq gets and what queuectl does with the rest."""
-
-    conninfo: str  # the URL without queuectl's own parameters
-    transaction_pooling: bool  # True: no LISTEN, no prepared statements, no session SETs
-    has_application_name: bool  # the URL names the application itself
-
-
-def parse_url(url: str) -> ConnectOptions:
-    """Read and strip `pool_mode`; refuse a value queuectl does not know (bad usage)."""
-    parts = urlsplit(url)
-    params = parse_qsl(parts.query, keep_blank_values=True)
-    modes = [value for key, value in params if key == POOL_MODE]
-    for mode in modes:
-        if mode not in POOL_MODES:
-            raise UsageError(
-                f"invalid {POOL_MODE}={mode!r} in the store URL: use session or transaction"
-            )
-    kept = [(key, value) for key, value in params if key != POOL_MODE]
-    conninfo = parts._replace(query=urlencode(kept)).geturl() if modes else url
-    return ConnectOptions(
-        conninfo=conninfo,
-        transaction_pooling="transaction" in modes,
-        has_application_name=any(key == "application_name" for key, _ in kept),
-    )
 
 
 def connect_kwargs(options: ConnectOptions) -> dict[str, Any]:
