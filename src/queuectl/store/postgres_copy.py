@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from queuectl.core.models import Job, JobState, NewJob
+from queuectl.core.models import Job, NewJob
 from queuectl.store.postgres_listen import CHANNEL
-from queuectl.store.rows import exit_codes_to_column
+from queuectl.store.rows import exit_codes_to_column, pending_job
 
 if TYPE_CHECKING:
     from queuectl.store.postgres import PostgresStore
@@ -72,36 +72,4 @@ def copy_plain_jobs(store: PostgresStore, jobs: Sequence[NewJob]) -> list[Job]:
         # Delivered at commit, to every idle worker: no one waits for a poll.
         cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
     at = now.astimezone(UTC)
-    return [_stored(job, at) for job in jobs]
-
-
-def _stored(job: NewJob, now: datetime) -> Job:
-    """The job as the database now holds it (what RETURNING would have said)."""
-    scheduled = job.scheduled_at.astimezone(UTC) if job.scheduled_at is not None else None
-    return Job(
-        id=job.id,
-        command=job.command,
-        state=JobState.PENDING,
-        queue=job.queue,
-        priority=job.priority,
-        attempts=0,
-        max_retries=job.max_retries,
-        timeout=float(job.timeout),
-        created_at=now,
-        updated_at=now,
-        scheduled_at=scheduled,
-        run_at=scheduled or now,
-        started_at=None,
-        finished_at=None,
-        exit_code=None,
-        last_error=None,
-        output="",
-        locked_by=None,
-        locked_at=None,
-        cwd=job.cwd,
-        env=dict(job.env) if job.env is not None else None,
-        retry_on_exit=tuple(job.retry_on_exit),
-        fatal_on_exit=tuple(job.fatal_on_exit),
-        dedupe_key=job.dedupe_key,
-        depends_on=(),
-    )
+    return [pending_job(job, at) for job in jobs]  # what RETURNING would have said

@@ -36,6 +36,7 @@ from queuectl.store.rows import (
     first_repeated_key,
     job_from_row,
     outcome_class,
+    pending_job,
     queue_infos,
     state_counts,
 )
@@ -1070,34 +1071,7 @@ def _job(row: Sequence[Any]) -> Job:
 
 
 def _new_job_row(job: NewJob, now: float) -> Job:
-    created = _dt(now)
-    return Job(
-        id=job.id,
-        command=job.command,
-        state=JobState.PENDING,
-        queue=job.queue,
-        priority=job.priority,
-        attempts=0,
-        max_retries=job.max_retries,
-        timeout=job.timeout,
-        created_at=created,
-        updated_at=created,
-        scheduled_at=job.scheduled_at,
-        run_at=job.scheduled_at or created,
-        started_at=None,
-        finished_at=None,
-        exit_code=None,
-        last_error=None,
-        output="",
-        locked_by=None,
-        locked_at=None,
-        cwd=job.cwd,
-        env=job.env,
-        retry_on_exit=job.retry_on_exit,
-        fatal_on_exit=job.fatal_on_exit,
-        dedupe_key=job.dedupe_key,
-        depends_on=job.depends_on,
-    )
+    return pending_job(job, _dt(now))
 
 
 def _worker(row: Sequence[Any]) -> WorkerInfo:
