@@ -21,13 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests import pgbouncer as pooler
 from tests import pgtools
+from tests.pgbouncer import pgbouncer  # noqa: F401 - a fixture, for every test module
 
 if TYPE_CHECKING:
     from queuectl.store.base import Store
 
 # PostgreSQL cases carry the `postgres` marker, so that `-m "not postgres"` leaves them out.
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# The backends, and PostgreSQL through a transaction-pooling PgBouncer: for the tests that
+# show queuectl works there (parametrize `backend` with it).
+WITH_PGBOUNCER = [*BACKENDS, pytest.param("pgbouncer", marks=pytest.mark.postgres)]
 # Commands that always get a real process: they fork, install signal handlers, configure
 # logging, serve or draw on a terminal, none of which may touch the test process.
 OWN_PROCESS_COMMANDS = frozenset({"worker", "dashboard", "top"})
@@ -319,10 +324,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_target(backend: str, tmp_path: Path) -> Iterator[str]:
+def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty store of the given backend."""
     if backend == "sqlite":
         yield str(sqlite_target(tmp_path))
+    elif backend == "pgbouncer":
+        with pooler.pooled_database(request.getfixturevalue("pgbouncer")) as url:
+            yield url
     else:
         with pgtools.fresh_database() as url:
             yield url

@@ -71,6 +71,14 @@ def database_url(server: str, name: str) -> str:
     return urlsplit(server)._replace(path=f"/{name}").geturl()
 
 
+def libpq_url(target: str) -> str:
+    """A queuectl store URL as libpq takes it: without queuectl's own parameters
+    (`pool_mode`), for tests that read the database with psycopg directly."""
+    from queuectl.store.postgres_url import parse_url
+
+    return parse_url(target).conninfo
+
+
 def _get_session() -> _Session:
     global _session, _unavailable
     if _session is not None:

@@ -409,6 +409,10 @@ class QueueService:
         dead = self.store.count_jobs_by_state().get(JobState.DEAD, 0)
         threshold = current.dlq_threshold if dlq_threshold is None else dlq_threshold
         checks.append(health.check_dlq(dead, threshold))
+        if facts.connections is not None:
+            checks.append(health.check_connections(facts.connections))
+        if facts.notifications is not None:
+            checks.append(health.check_notifications(facts.notifications, current.poll_interval))
         if facts.wal_bytes is not None:
             checks.append(health.check_wal(facts.wal_bytes))
         if facts.files:

@@ -27,7 +27,7 @@ import pytest
 from queuectl.core.models import Job, JobState
 from queuectl.store import open_store
 from queuectl.store.base import JobFilter, Store
-from tests import pgtools
+from tests import pgbouncer, pgtools
 from tests.conftest import Queuectl, processes_with_argument, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.in_process]
@@ -67,6 +67,10 @@ def _uts_namespaces_unavailable() -> str | None:
 
 @pytest.fixture(scope="module")
 def uts_namespaces() -> None:
+    require_uts_namespaces()
+
+
+def require_uts_namespaces() -> None:
     """Skip without UTS namespaces; in CI that is a failure, never a silent skip."""
     reason = _uts_namespaces_unavailable()
     if reason is not None:
@@ -77,9 +81,19 @@ def uts_namespaces() -> None:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    with pgtools.fresh_database() as url:
-        yield url
+def route() -> str:
+    """How the hosts reach the database: "direct", or "pgbouncer" (transaction pooling)."""
+    return "direct"
+
+
+@pytest.fixture
+def pg_url(route: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    if route == "pgbouncer":
+        with pgbouncer.pooled_database(request.getfixturevalue("pgbouncer")) as url:
+            yield url
+    else:
+        with pgtools.fresh_database() as url:
+            yield url
 
 
 @pytest.fixture
@@ -180,6 +194,7 @@ def test_two_hosts_drain_a_queue_running_each_job_exactly_once(
 # -- b) `worker stop` on one host stops the workers of the others --------------------------
 
 
+@pytest.mark.parametrize("route", ["direct", "pgbouncer"])
 def test_worker_stop_on_a_third_host_stops_both_hosts_gracefully(
     hosts: dict[str, Host], admin: Queuectl, tmp_path: Path
 ) -> None:

@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Queuectl, parse_time, processes_with_argument, wait_until
+from tests.conftest import (
+    WITH_PGBOUNCER,
+    Queuectl,
+    parse_time,
+    processes_with_argument,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
@@ -52,6 +58,7 @@ def stop_gracefully(q: Queuectl, proc: subprocess.Popen[str]) -> None:
 # -- a) a basic job ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", WITH_PGBOUNCER)
 def test_worker_runs_a_job_and_show_has_its_output(q: Queuectl) -> None:
     job_id = q.enqueue(command="echo hello")
     proc = q.start_workers()
@@ -78,6 +85,7 @@ def test_job_sees_its_id_the_workers_environment_and_folder(q: Queuectl, tmp_pat
 # -- b) retries with exponential backoff, the DLQ, dlq retry ---------------------------
 
 
+@pytest.mark.parametrize("backend", WITH_PGBOUNCER)
 def test_failing_job_backs_off_2s_then_4s_then_is_dead_and_retried(q: Queuectl) -> None:
     job_id = q.enqueue(command="echo attempt $QUEUECTL_ATTEMPT; exit 1", max_retries=3)
     proc = q.start_workers()
@@ -337,6 +345,7 @@ def test_worker_without_queue_serves_every_queue(q: Queuectl) -> None:
 # -- i) burst mode -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", WITH_PGBOUNCER)
 def test_burst_exits_once_nothing_is_runnable(q: Queuectl) -> None:
     q.config("backoff-base", "100")
     later = q.enqueue(command="true", scheduled_at="2099-01-01T00:00:00Z")

@@ -12,11 +12,13 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Queuectl, wait_until
+from tests.conftest import WITH_PGBOUNCER, Queuectl, wait_until
+from tests.integration.test_multihost import Host, require_uts_namespaces
 from tests.reliability import ledger
 from tests.reliability.tools import (
     assert_sqlite_intact,
@@ -35,8 +37,22 @@ KILLS = 20  # one a second
 LEASE = 2.0  # seconds: short, so rescues happen within the test
 
 
+@pytest.fixture
+def worker_hosts(backend: str, q: Queuectl, tmp_path: Path) -> Iterator[list[Queuectl]]:
+    """Where the workers run: this machine; through the pooler, two simulated hosts."""
+    if backend != "pgbouncer":
+        yield [q]
+        return
+    require_uts_namespaces()
+    hosts: list[Queuectl] = [Host(q.target, tmp_path / name, name) for name in ("a", "b")]
+    yield hosts
+    for host in hosts:
+        host.stop_all()
+
+
+@pytest.mark.parametrize("backend", WITH_PGBOUNCER)
 def test_random_worker_kills_lose_nothing_and_run_nothing_twice(
-    q: Queuectl, tmp_path: Path
+    q: Queuectl, worker_hosts: list[Queuectl], tmp_path: Path
 ) -> None:
     q.config("lease-timeout", str(LEASE))
     q.config("backoff-base", "1")  # a lost run is retried a second later
@@ -51,7 +67,9 @@ def test_random_worker_kills_lose_nothing_and_run_nothing_twice(
     acknowledged = q.ok("enqueue", "-", input="\n".join(lines)).split()
     assert len(acknowledged) == JOBS
 
-    pool: list[subprocess.Popen[str]] = [q.start_workers() for _ in range(WORKERS)]
+    # Worker n runs on host n mod the number of hosts, and comes back there after a kill.
+    host_of = [worker_hosts[n % len(worker_hosts)] for n in range(WORKERS)]
+    pool: list[subprocess.Popen[str]] = [host.start_workers() for host in host_of]
     killed: set[int] = set()
     chooser = random.Random(os.getpid())
     wait_until(lambda: any(folder.iterdir()), timeout=30, message="the first job to run")
@@ -62,7 +80,7 @@ def test_random_worker_kills_lose_nothing_and_run_nothing_twice(
         killed.update(worker_pids(proc))  # a worker still starting has none yet: fine
         q.signal_group(proc, signal.SIGKILL)  # `worker start` and its worker, no goodbye
         proc.wait(timeout=10)
-        pool[victim] = q.start_workers()
+        pool[victim] = host_of[victim].start_workers()
     last_kill = time.monotonic()
 
     # Stuck: past lease + 2 s, nothing may still be held by a killed worker.
@@ -88,8 +106,8 @@ def test_random_worker_kills_lose_nothing_and_run_nothing_twice(
     wait_until(all_finished, timeout=120, interval=0.5, message="every job to finish")
     for proc in pool:
         q.signal_group(proc, signal.SIGTERM)
-    for proc in pool:
-        assert q.finish(proc)[0] == 0
+    for proc, host in zip(pool, host_of, strict=True):
+        assert host.finish(proc)[0] == 0
 
     report = ledger.check(folder, acknowledged, read_jobs(q), killed, read_workers_table(q))
     assert report.problems() == {}, report

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tests import pgtools
 from tests.conftest import Queuectl
 
 
@@ -118,7 +119,7 @@ def read_workers_table(q: Queuectl) -> dict[str, int]:
     if q.target.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        with psycopg.connect(q.target, autocommit=True) as server:
+        with psycopg.connect(pgtools.libpq_url(q.target), autocommit=True) as server:
             rows = server.execute("SELECT id, pid FROM queuectl.workers").fetchall()
     else:
         path = q.target.removeprefix("sqlite://")
@@ -133,7 +134,7 @@ def peek_job(q: Queuectl, job_id: str) -> tuple[str, int]:
     if q.target.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        with psycopg.connect(q.target, autocommit=True) as server:
+        with psycopg.connect(pgtools.libpq_url(q.target), autocommit=True) as server:
             row = server.execute(
                 "SELECT state, attempts FROM queuectl.jobs WHERE id = %s", (job_id,)
             ).fetchone()
@@ -153,7 +154,7 @@ def processing_jobs(q: Queuectl) -> dict[str, str]:
     if q.target.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        with psycopg.connect(q.target, autocommit=True) as server:
+        with psycopg.connect(pgtools.libpq_url(q.target), autocommit=True) as server:
             rows = server.execute(query.format("queuectl.")).fetchall()
     else:
         path = q.target.removeprefix("sqlite://")
@@ -170,7 +171,7 @@ def read_jobs(q: Queuectl) -> dict[str, dict[str, Any]]:
     if q.target.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        with psycopg.connect(q.target, autocommit=True) as server:
+        with psycopg.connect(pgtools.libpq_url(q.target), autocommit=True) as server:
             job_rows = server.execute(jobs_query.format("queuectl.")).fetchall()
             attempt_rows = server.execute(attempts_query.format("queuectl.")).fetchall()
     else:

@@ -15,6 +15,7 @@ WAL_LIMIT = 64 * 1024 * 1024  # bytes; a WAL this big means checkpoints cannot k
 # A worker that died longer ago than this is history, not a current problem: its row stays
 # (only stopped workers are cleaned up), so without a window every crash would fail forever.
 STALE_WORKER_WINDOW = 86400.0  # seconds
+CONNECTIONS_WARN = 0.8  # share of max_connections in use that doctor warns about
 NAMES_SHOWN = 3  # ids named in a one-line reason; --json lists them all
 
 
@@ -58,6 +59,23 @@ class StoreFacts:
     server: str | None = None  # PostgreSQL: version and connection
     wal_bytes: int | None = None  # SQLite: size of the -wal file (0 when there is none)
     files: tuple[FileMode, ...] = ()  # SQLite: the folder, the database and its side files
+    connections: Connections | None = None  # PostgreSQL: the server's connection budget
+    notifications: Notifications | None = None  # PostgreSQL: how idle workers are woken
+
+
+@dataclass(frozen=True, slots=True)
+class Connections:
+    """Connections to a PostgreSQL server, as pg_stat_activity counts them."""
+
+    queuectl: int  # those with queuectl's application_name (any database)
+    total: int  # every client connection to the server
+    limit: int  # max_connections
+
+
+class Notifications(StrEnum):
+    LISTEN = "listen"  # a probe notification arrived: idle workers wake at once
+    OFF = "off"  # the URL says pool_mode=transaction: idle workers poll
+    LOST = "lost"  # a probe notification never arrived (a pooler?): idle workers poll
 
 
 def check_store(facts: StoreFacts) -> Check:
@@ -182,6 +200,33 @@ def check_dlq(dead: int, threshold: int) -> Check:
         )
     return Check(
         "dlq", Status.OK, f"{dead} dead job{'' if dead == 1 else 's'} (threshold {threshold})"
+    )
+
+
+def check_connections(connections: Connections) -> Check:
+    """Over CONNECTIONS_WARN of max_connections in use: the next workers may be refused."""
+    used = f"{connections.total} of max_connections {connections.limit} in use"
+    reason = f"queuectl holds {connections.queuectl}; {used}"
+    if connections.total > connections.limit * CONNECTIONS_WARN:
+        return Check(
+            "connections",
+            Status.WARN,
+            f"{reason}: near the limit, new connections may be refused (see README, Scaling out)",
+        )
+    return Check("connections", Status.OK, reason)
+
+
+def check_notifications(notifications: Notifications, poll_interval: float) -> Check:
+    polling = f"idle workers poll every {_seconds(poll_interval)} (poll-interval)"
+    if notifications is Notifications.LISTEN:
+        return Check("notifications", Status.OK, "LISTEN/NOTIFY: idle workers wake at once")
+    if notifications is Notifications.OFF:
+        return Check("notifications", Status.OK, f"off (pool_mode=transaction): {polling}")
+    return Check(
+        "notifications",
+        Status.WARN,
+        "a notification did not arrive (a transaction-pooling PgBouncer? then add "
+        f"pool_mode=transaction to the store URL): {polling}",
     )
 
 

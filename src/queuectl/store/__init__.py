@@ -61,12 +61,15 @@ def sqlite_file(target: str) -> str:
 
 
 def quick_enqueue(target: str | None, texts: Sequence[str], *, lines: bool) -> list[str] | None:
-    """`enqueue` on the lean path where it applies (an existing SQLite store at the
-    current schema, plain jobs): the new ids. None when it does not apply and nothing was
-    written: then open_store() and QueueService do it, with the same rules."""
+    """`enqueue` on the lean path where it applies (an existing store at the current
+    schema, plain jobs; on PostgreSQL, psycopg2 installed): the new ids. None when it does
+    not apply and nothing was written: then open_store() and QueueService do it, with the
+    same rules."""
     target = target or default_target()
     if is_postgres(target):
-        return None
+        from queuectl.store import postgres_enqueue
+
+        return postgres_enqueue.insert_plain_jobs(target, texts, lines=lines)
     from queuectl.store.sqlite_enqueue import insert_plain_jobs
 
     return insert_plain_jobs(sqlite_file(target), texts, lines=lines)

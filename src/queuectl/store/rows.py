@@ -50,6 +50,38 @@ def job_from_row(row: Sequence[Any], to_time: TimeReader) -> Job:
     )
 
 
+def pending_job(job: NewJob, created: datetime) -> Job:
+    """A new job as a store holds it once inserted at `created`: what a backend reports
+    for rows it wrote without reading them back."""
+    return Job(
+        id=job.id,
+        command=job.command,
+        state=JobState.PENDING,
+        queue=job.queue,
+        priority=job.priority,
+        attempts=0,
+        max_retries=job.max_retries,
+        timeout=job.timeout,
+        created_at=created,
+        updated_at=created,
+        scheduled_at=job.scheduled_at,
+        run_at=job.scheduled_at or created,
+        started_at=None,
+        finished_at=None,
+        exit_code=None,
+        last_error=None,
+        output="",
+        locked_by=None,
+        locked_at=None,
+        cwd=job.cwd,
+        env=job.env,
+        retry_on_exit=job.retry_on_exit,
+        fatal_on_exit=job.fatal_on_exit,
+        dedupe_key=job.dedupe_key,
+        depends_on=job.depends_on,
+    )
+
+
 def exit_codes_to_column(codes: Sequence[int]) -> str | None:
     """Exit codes as stored: a JSON array, NULL when there are none."""
     return json.dumps(list(codes)) if codes else None

@@ -14,24 +14,14 @@ import os
 import sqlite3
 import time
 
-from queuectl.core.spec import parse_field_lines, parse_job_fields
+from queuectl.store.plain_jobs import env_text, newest_migration, parse_plain_jobs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
-    from typing import Any
-
-    from queuectl.core.spec import JobDefaults
 
 BUSY_TIMEOUT = 30.0  # seconds, as SqliteStore waits for the write lock
-MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
-# What SqliteStore.insert_jobs writes, by NewJob field. A field outside this set (a newer
-# feature's) that is set sends the job down the full path.
-# id_generated only shapes messages and is never stored.
-WRITTEN_FIELDS = frozenset(
-    ("id", "command", "queue", "priority", "max_retries", "timeout", "scheduled_at", "cwd", "env")
-).union(("id_generated",))
 BIG_BATCH = 1000  # rows; a batch larger than this gets a bigger page cache
 BIG_BATCH_CACHE_KB = 65536  # KiB of page cache for a big batch
 INSERT = (
@@ -39,14 +29,6 @@ INSERT = (
     " created_at, updated_at, scheduled_at, run_at, cwd, env)"
     " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
-
-class _Defaults:
-    """JobDefaults of a store with nothing configured: Settings' own defaults."""
-
-    def __init__(self, max_retries: int, job_timeout: float) -> None:
-        self.max_retries = max_retries
-        self.job_timeout = job_timeout
 
 
 def insert_plain_jobs(path: str, texts: Sequence[str], *, lines: bool) -> list[str] | None:
@@ -69,14 +51,12 @@ def insert_plain_jobs(path: str, texts: Sequence[str], *, lines: bool) -> list[s
 
 def _insert(conn: sqlite3.Connection, texts: Sequence[str], *, lines: bool) -> list[str] | None:
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version != _latest_schema():
+    if version != newest_migration("sqlite"):
         return None
-    defaults = _defaults(conn)
-    if lines:
-        jobs = [fields for _, fields in parse_field_lines(texts, defaults)]
-    else:
-        jobs = [parse_job_fields(texts[0], defaults)]
-    if any(_has_unwritten_field(fields) for fields in jobs):
+    jobs = parse_plain_jobs(
+        texts, conn.execute("SELECT key, value FROM config").fetchall(), lines=lines
+    )
+    if jobs is None:
         return None
     now = time.time()
     rows = [
@@ -92,7 +72,7 @@ def _insert(conn: sqlite3.Connection, texts: Sequence[str], *, lines: bool) -> l
             _timestamp(job["scheduled_at"]),
             _timestamp(job["scheduled_at"]) or now,
             job["cwd"],
-            _env_text(job["env"]),
+            env_text(job["env"]),
         )
         for job in jobs
     ]
@@ -113,46 +93,5 @@ def _insert(conn: sqlite3.Connection, texts: Sequence[str], *, lines: bool) -> l
     return [job["id"] for job in jobs]
 
 
-def _env_text(env: dict[str, str] | None) -> str | None:
-    if env is None:
-        return None
-    import json
-
-    return json.dumps(env)
-
-
 def _timestamp(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
-
-
-def _has_unwritten_field(fields: dict[str, Any]) -> bool:
-    """Set means anything but None or an empty list (no exit policy, no dependency)."""
-    return any(
-        value is not None and value != ()
-        for key, value in fields.items()
-        if key not in WRITTEN_FIELDS
-    )
-
-
-def _latest_schema() -> int:
-    """The number of the newest migration (SqliteStore.SCHEMA_VERSION), from the file
-    names: importing the store module would cost what this path exists to save."""
-    try:
-        names = os.listdir(MIGRATIONS)
-    except OSError:
-        return -1
-    numbers = [int(name.split("_", 1)[0]) for name in names if name.endswith(".sql")]
-    return max(numbers, default=-1)
-
-
-def _defaults(conn: sqlite3.Connection) -> JobDefaults:
-    """The defaults of new jobs: Settings' own while nothing is configured, else whatever
-    Settings makes of the config table (any key may shape a new job, now or later)."""
-    stored = conn.execute("SELECT key, value FROM config").fetchall()
-    if not stored:
-        from queuectl.core.defaults import DEFAULT_JOB_TIMEOUT, DEFAULT_MAX_RETRIES
-
-        return _Defaults(DEFAULT_MAX_RETRIES, DEFAULT_JOB_TIMEOUT)
-    from queuectl.core.settings import Settings  # a configured store: the full parsers
-
-    return Settings.from_stored(dict(stored))

@@ -1,6 +1,7 @@
-"""The PostgreSQL connection: session set-up (schema, synchronous_commit), transactions,
-reconnects after a lost server, the schema, and driver errors as one line without the
-password."""
+"""The PostgreSQL connection: its options (store URL, PgBouncer's transaction pooling),
+transactions, reconnects after a lost server, the schema, and driver errors as one line
+without the password. No statement relies on session state (session.py): table names are
+schema-qualified as they are sent, so a transaction-pooling PgBouncer can sit in between."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from psycopg import errors as pg_errors
 from queuectl.core.errors import StoreUnavailable
 from queuectl.core.redact import redact
 from queuectl.store.migrate import latest_version
+from queuectl.store.postgres import session
 from queuectl.store.postgres.rows import utc
 
 log = logging.getLogger("queuectl.store")
@@ -27,7 +29,7 @@ Cursor: TypeAlias = "psycopg.Cursor[tuple[Any, ...]]"
 
 SCHEMA_VERSION = latest_version("postgres")  # the newest file in migrations/postgres
 MIGRATION_LOCK = 0x71756575  # pg_advisory_xact_lock key ("queu"): one migrator at a time
-SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
+SCHEMA = session.SCHEMA  # every table lives here, named with it in every statement
 CHANNEL = "queuectl_jobs"  # NOTIFY channel: a job may have become claimable
 # Wake idle workers (delivered at commit): a job may have become claimable.
 NOTIFY = "SELECT pg_notify(%s, '')"
@@ -41,12 +43,13 @@ class PostgresConnection:
     off the wait for the WAL flush per commit (worker bookkeeping; losing the last writes
     to a server crash only re-runs a job, which at-least-once allows)."""
 
-    supports_notify = True
-
     def __init__(self, url: str, *, durable: bool = True) -> None:
         self.url = url
         self.durable = durable
         self._closed = False
+        self.options = session.parse_url(url)
+        # Behind a transaction pooler no notification reaches a listener: poll instead.
+        self.supports_notify = not self.options.transaction_pooling
         self.conn = self._connect()
         # The queues that have a limit, as claims last read them; a limit set through
         # this store makes them read again at once.
@@ -63,9 +66,12 @@ class PostgresConnection:
         if "connect_timeout" not in self.url:
             options["connect_timeout"] = CONNECT_TIMEOUT
         try:
-            conn: Connection = psycopg.connect(self.url, **options)
-            conn.execute(f"SET search_path TO {SCHEMA}")
-            if not self.durable:
+            conn: Connection = psycopg.connect(
+                self.options.conninfo, **options, **session.connect_kwargs(self.options)
+            )
+            # A session setting: through a transaction pooler it would stay on the server
+            # connection and make other clients' commits non-durable, so never there.
+            if not self.durable and not self.options.transaction_pooling:
                 conn.execute("SET synchronous_commit = off")
         except psycopg.Error as exc:
             raise StoreUnavailable(
@@ -137,6 +143,8 @@ class PostgresConnection:
             # schema current. The lock ends with the transaction.
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            # The scripts name tables without their schema: for this transaction only.
+            cursor.execute(f"SET LOCAL search_path TO {SCHEMA}")
             cursor.execute("SELECT to_regclass('queuectl_schema') IS NOT NULL")
             exists = _one(cursor)[0]
             version = 0

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from queuectl.core.models import WorkerInfo
 from queuectl.core.redact import redact
-from queuectl.store.postgres.connection import PostgresConnection
 from queuectl.store.postgres.rows import worker_of
+from queuectl.store.postgres.session import APPLICATION_NAME
+from queuectl.store.postgres.wakeup import PostgresWakeup
 from queuectl.store.records import ThroughputBucket
 from queuectl.store.sql import WORKER_COLUMNS
 
@@ -21,11 +22,16 @@ STALE_WORKERS = (
     f"SELECT {WORKER_COLUMNS} FROM workers WHERE status <> 'stopped'"
     " AND last_heartbeat < now() - %s * interval '1 second' ORDER BY last_heartbeat, id"
 )
-# The server's version, this session's user and database, its connections.
+NOTIFY_PROBE_TIMEOUT = 3.0  # seconds doctor waits for its probe notification
+
+# The server's version, this session's user and database, its connections: to this
+# database, queuectl's (by application_name) and all clients'; pg_stat_activity is small.
 SERVER_FACTS = (
     "SELECT current_setting('server_version'), current_user, current_database(),"
     " (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),"
-    " current_setting('max_connections')::int"
+    " current_setting('max_connections')::int,"
+    " (SELECT count(*) FROM pg_stat_activity WHERE application_name = %s),"
+    " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
 )
 # Finished attempts per minute since a moment: attempts_finished.
 THROUGHPUT = (
@@ -36,7 +42,7 @@ THROUGHPUT = (
 )
 
 
-class PostgresHealth(PostgresConnection):
+class PostgresHealth(PostgresWakeup):
     """Stale workers, throughput and the server."""
 
     def find_stale_workers(self, lease_timeout: float) -> list[WorkerInfo]:
@@ -44,10 +50,19 @@ class PostgresHealth(PostgresConnection):
         return [worker_of(row) for row in rows]
 
     def inspect_storage(self) -> StoreFacts:
-        """The server's version, this connection and the schema version."""
-        from queuectl.core.health import StoreFacts
+        """The server's version, this connection, the schema version, the connections in
+        use and whether notifications reach a listener here."""
+        from queuectl.core.health import Connections, Notifications, StoreFacts
 
-        version, user, database, connections, limit = self._read(SERVER_FACTS)[0]
+        version, user, database, connections, limit, ours, total = self._read(
+            SERVER_FACTS, (APPLICATION_NAME,)
+        )[0]
+        if not self.supports_notify:
+            notifications = Notifications.OFF
+        elif self.notifications_arrive(NOTIFY_PROBE_TIMEOUT):
+            notifications = Notifications.LISTEN
+        else:
+            notifications = Notifications.LOST
         return StoreFacts(
             backend="postgresql",
             location=redact(self.url),
@@ -57,6 +72,8 @@ class PostgresHealth(PostgresConnection):
                 f"PostgreSQL {version} at {redact(self.url)} (user {user}, database {database};"
                 f" connections to it: {connections}, max_connections {limit})"
             ),
+            connections=Connections(queuectl=ours, total=total, limit=limit),
+            notifications=notifications,
         )
 
     def count_finished_attempts(self, since: float) -> list[ThroughputBucket]:

@@ -9,8 +9,14 @@ from typing import Any
 
 from psycopg import errors as pg_errors
 
-from queuectl.core.errors import DuplicateDedupeKey, DuplicateJobId, StoreUnavailable
+from queuectl.core.errors import (
+    DuplicateDedupeKey,
+    DuplicateJobId,
+    QueuectlError,
+    StoreUnavailable,
+)
 from queuectl.core.models import Attempt, Job, JobState, NewJob
+from queuectl.store.postgres.bulk import COPY_MIN_JOBS, copy_plain_jobs
 from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor
 from queuectl.store.postgres.dependencies import PostgresDependencies
 from queuectl.store.postgres.rows import job_of, utc
@@ -75,6 +81,13 @@ class PostgresJobs(PostgresDependencies):
     ) -> list[Job]:
         if not jobs:
             return []
+        plain = not skip_duplicate_keys and not any(job.depends_on for job in jobs)
+        if plain and len(jobs) >= COPY_MIN_JOBS:
+            try:  # a bulk load: COPY, in one transaction
+                with self._transaction() as cursor:
+                    return copy_plain_jobs(cursor, jobs)
+            except StoreUnavailable as exc:
+                raise self._insert_error(exc, jobs) from exc.__cause__
         columns = (
             [job.id for job in jobs],
             [job.command for job in jobs],
@@ -133,12 +146,16 @@ class PostgresJobs(PostgresDependencies):
                     # Delivered at commit, to every idle worker: no one waits for a poll.
                     cursor.execute(NOTIFY, (CHANNEL,))
         except StoreUnavailable as exc:
-            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
-                if exc.__cause__.diag.constraint_name == "jobs_dedupe_key":
-                    raise self._duplicate_key(jobs) from exc.__cause__
-                raise self._duplicate([job.id for job in jobs]) from exc.__cause__
-            raise
+            raise self._insert_error(exc, jobs) from exc.__cause__
         return [inserted[job.id] for job in jobs]
+
+    def _insert_error(self, exc: StoreUnavailable, jobs: Sequence[NewJob]) -> QueuectlError:
+        """What an insert's failure means: a taken id or dedupe key, or the store's error."""
+        if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+            if exc.__cause__.diag.constraint_name == "jobs_dedupe_key":
+                return self._duplicate_key(jobs)
+            return self._duplicate([job.id for job in jobs])
+        return exc
 
     def _key_holders(
         self, cursor: Cursor, jobs: Sequence[NewJob], inserted: dict[str, Job]

@@ -8,7 +8,6 @@ from queuectl.store.postgres.jobs import PostgresJobs
 from queuectl.store.postgres.queues import PostgresQueues
 from queuectl.store.postgres.schedules import PostgresSchedules
 from queuectl.store.postgres.transfer import PostgresTransfer
-from queuectl.store.postgres.wakeup import PostgresWakeup
 from queuectl.store.postgres.workers import PostgresWorkers
 
 
@@ -17,11 +16,11 @@ class PostgresStore(
     PostgresClaims,
     PostgresQueues,
     PostgresWorkers,
-    PostgresWakeup,
     PostgresHealth,
     PostgresSchedules,
     PostgresTransfer,
 ):
     """Every role of the store (store/base.py) on one PostgreSQL database, shared by
     workers on any number of hosts: each part is a class of its own module over
-    PostgresConnection, which holds the connection."""
+    PostgresConnection, which holds the connection. (PostgresHealth brings PostgresWakeup,
+    whose listener its notification check uses.)"""

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from queuectl.core.models import Job, JobState
 from queuectl.store.contents import job_records, write_contents
-from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor, PostgresConnection
+from queuectl.store.postgres.connection import (
+    CHANNEL,
+    NOTIFY,
+    SCHEMA,
+    Cursor,
+    PostgresConnection,
+)
 from queuectl.store.postgres.dependencies import RECOUNT_WAITING
 from queuectl.store.postgres.queues import SET_CONFIG
 from queuectl.store.postgres.rows import job_of, utc, without_nul
@@ -35,8 +41,7 @@ QUEUE_SETTINGS = "SELECT name, paused, max_running FROM queues ORDER BY name"
 COUNT_ATTEMPTS = "SELECT count(*) FROM attempts"
 # The columns a table has in this store's schema: the catalog.
 TABLE_COLUMNS = (
-    "SELECT column_name FROM information_schema.columns"
-    " WHERE table_schema = current_schema() AND table_name = %s"
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
 )
 # Whether a job id is taken: jobs.id (unique).
 HAS_JOB = "SELECT 1 FROM jobs WHERE id = %s"
@@ -91,7 +96,7 @@ class PostgresTransfer(PostgresConnection):
         return written
 
     def _columns(self, table: str) -> tuple[str, ...]:
-        return tuple(row[0] for row in self._read(TABLE_COLUMNS, (table,)))
+        return tuple(row[0] for row in self._read(TABLE_COLUMNS, (SCHEMA, table)))
 
 
 class PostgresContentsWriter:

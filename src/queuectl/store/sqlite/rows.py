@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from queuectl.core.models import Job, JobState, NewJob, WorkerInfo
-from queuectl.store.rows import job_from_row
+from queuectl.core.models import Job, NewJob, WorkerInfo
+from queuectl.store.rows import job_from_row, pending_job
 
 
 def queue_filter(queues: Sequence[str] | None) -> tuple[str, list[str]]:
@@ -29,34 +29,7 @@ def job_of(row: Sequence[Any]) -> Job:
 
 
 def new_job(job: NewJob, now: float) -> Job:
-    created = moment(now)
-    return Job(
-        id=job.id,
-        command=job.command,
-        state=JobState.PENDING,
-        queue=job.queue,
-        priority=job.priority,
-        attempts=0,
-        max_retries=job.max_retries,
-        timeout=job.timeout,
-        created_at=created,
-        updated_at=created,
-        scheduled_at=job.scheduled_at,
-        run_at=job.scheduled_at or created,
-        started_at=None,
-        finished_at=None,
-        exit_code=None,
-        last_error=None,
-        output="",
-        locked_by=None,
-        locked_at=None,
-        cwd=job.cwd,
-        env=job.env,
-        retry_on_exit=job.retry_on_exit,
-        fatal_on_exit=job.fatal_on_exit,
-        dedupe_key=job.dedupe_key,
-        depends_on=job.depends_on,
-    )
+    return pending_job(job, moment(now))
 
 
 def worker_of(row: Sequence[Any]) -> WorkerInfo:
