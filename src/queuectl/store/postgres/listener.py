@@ -68,10 +68,10 @@ class JobListener:
                 self._describe(),
                 POLLING_NOTE,
             )
-        if self.available and self._conn is None:
-            reconnected = self._listen()
-            if reconnected:
-                return True  # notifications sent while we were away are lost: catch up
+        if self.available and self._conn is None and self._listen() is not None:
+            # A job inserted before LISTEN took effect notified nobody, the first time as
+            # after a lost connection: look once now rather than at the next poll.
+            return True
         conn = self._conn
         if conn is None:
             time.sleep(max(0.0, deadline - time.monotonic()))
