@@ -36,8 +36,19 @@ def queuectl_home() -> str:
     return home
 
 
+# A libpq key=value connection string (`host=db1 dbname=jobs user=q`) starts with one of
+# these: such a target is PostgreSQL too, never a file named after its (password) text.
+LIBPQ_KEYWORDS = frozenset(
+    {"host", "hostaddr", "port", "dbname", "user", "password", "passfile", "service",
+     "sslmode", "connect_timeout", "application_name", "options"}
+)  # fmt: skip
+
+
 def is_postgres(target: str) -> bool:
-    return target.startswith(POSTGRES_SCHEMES)
+    if target.startswith(POSTGRES_SCHEMES):
+        return True
+    keyword, equals, _ = target.lstrip().partition("=")
+    return bool(equals) and keyword.strip() in LIBPQ_KEYWORDS
 
 
 def sqlite_path(target: str) -> Path:
