@@ -40,6 +40,9 @@ def test_wait_for_jobs_recovers_a_lost_listener(
 ) -> None:
     store, other = open_store(pg_url), open_store(pg_url)
     try:
+        # The first wait starts listening and says True: a job inserted before LISTEN took
+        # effect notified nobody, so the worker looks once.
+        assert store.wait_for_jobs(0.01) is True
         assert store.wait_for_jobs(0.01) is False
         _drop_other_connections(pg_url)
         with caplog.at_level(logging.INFO, logger="queuectl.store"):

@@ -62,9 +62,8 @@ def test_a_store_finds_that_notifications_do_not_arrive_through_the_pooler(
         try:
             with caplog.at_level(logging.WARNING, logger="queuectl.store"):
                 deadline = time.monotonic() + 10
-                while store.wait_for_jobs(0.2) is False and time.monotonic() < deadline:
-                    if not store._listener.available:
-                        break
+                while store._listener.available and time.monotonic() < deadline:
+                    store.wait_for_jobs(0.2)
                 assert not store._listener.available
                 # From now on a wait is a poll: it sleeps its time, and a new job does not
                 # cut it short (a worker then claims at its next poll).
