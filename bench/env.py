@@ -210,8 +210,9 @@ class Store:
         return timed(self.argv(*args), self.env, stdin=stdin, timeout=timeout, cwd=self.workdir)
 
     def prepare(self) -> None:
-        """Let queuectl create its schema (a first `status`), so no figure pays for it."""
-        self.cli("status")
+        """Let queuectl create the store and its schema (a command that writes: one that
+        only reads refuses a store that does not exist yet), so no figure pays for it."""
+        self.cli("config", "set", "max-retries", "3")
 
     def jobs_file(self, count: int, name: str = "jobs.jsonl") -> Path:
         path = self.workdir / name
