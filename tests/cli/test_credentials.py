@@ -71,16 +71,18 @@ def test_doctor_on_a_key_value_target(q_sqlite: Queuectl, tmp_path: Path) -> Non
     assert SECRET not in result.stdout + result.stderr
 
 
-def test_doctor_of_a_healthy_store_at_a_key_value_path(
+def test_a_key_value_target_is_postgresql_never_a_file_named_after_it(
     q_sqlite: Queuectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its report names the file it checked: the path, masked."""
+    """A libpq key=value string names a PostgreSQL server: a write to an unreachable one
+    fails with the password masked, and no file named after the string appears."""
     monkeypatch.chdir(tmp_path)
-    target = f"host=db password={SECRET}"
-    q_sqlite.ok("--db", target, "enqueue", '{"command": "true"}')
-    shown = q_sqlite.ok("--db", target, "doctor")
-    assert "SQLite host=db password=***" in shown
-    assert SECRET not in shown
+    target = f"host=127.0.0.1 port=1 password={SECRET}"
+    result = q_sqlite.run("--db", target, "enqueue", '{"command": "true"}')
+    assert result.returncode == 1
+    assert "PostgreSQL at host=127.0.0.1 port=1 password=***" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert not [path for path in tmp_path.iterdir() if SECRET in path.name]
 
 
 @pytest.mark.postgres
