@@ -24,8 +24,8 @@ from queuectl.core.errors import (
     UsageError,
     WaitTimedOut,
 )
+from queuectl.core.fields import check_queue
 from queuectl.core.models import FINISHED_STATES, Job, JobState, WorkerInfo
-from queuectl.core.spec import check_queue
 from queuectl.service import QueueService
 from queuectl.store import default_target, open_store
 from queuectl.store.base import JobFilter

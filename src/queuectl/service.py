@@ -21,6 +21,7 @@ from queuectl.core.errors import (
     UsageError,
     WrongState,
 )
+from queuectl.core.fields import check_queue
 from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import (
     FINISHED_STATES,
@@ -31,8 +32,9 @@ from queuectl.core.models import (
     NewJob,
     WorkerInfo,
 )
+from queuectl.core.run_env import job_environment
 from queuectl.core.settings import Settings
-from queuectl.core.spec import check_queue, parse_job_json, parse_job_lines
+from queuectl.core.spec import parse_job_json, parse_job_lines
 from queuectl.crashpoint import crash_point
 from queuectl.store.base import (
     AttemptOutput,
@@ -44,7 +46,6 @@ from queuectl.store.base import (
 )
 
 if TYPE_CHECKING:
-    from queuectl.core import health
     from queuectl.core.why import Explanation
 
 
@@ -265,7 +266,7 @@ class QueueService:
 
         host = socket.gethostname()
         for worker in self.active_workers():
-            if worker.id == worker_id and worker.host == host and _is_queuectl_process(worker.pid):
+            if worker.id == worker_id and worker.host == host and is_queuectl_process(worker.pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(worker.pid, signal.SIGUSR1)
 
@@ -357,86 +358,8 @@ class QueueService:
         self.store.set_config(canonical, text)
         return canonical, text
 
-    # -- workers ----------------------------------------------------------------------
 
-    def stop_workers(self) -> list[WorkerInfo]:
-        """Ask every active worker to stop gracefully: by signal on this host, through the
-        store everywhere (a host cannot see another host's processes)."""
-        workers = self.active_workers()
-        self.store.request_stop([worker.id for worker in workers])
-        import socket
-
-        host = socket.gethostname()
-        for worker in workers:
-            if worker.host == host and _is_queuectl_process(worker.pid):
-                # SIGUSR2, not SIGTERM: however often `worker stop` is run, it only ever
-                # asks for a graceful stop (a second SIGTERM kills the running job).
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(worker.pid, signal.SIGUSR2)
-        return workers
-
-    # -- health -----------------------------------------------------------------------
-
-    def diagnose(self, dlq_threshold: int | None = None) -> list[health.Check]:
-        """The checks of `queuectl doctor`; reads only (an older schema is migrated first,
-        as any command would). `dlq_threshold` defaults to config dlq-threshold."""
-        from queuectl.core import health  # here: other commands never need it
-
-        facts = self.store.inspect_storage()
-        if 0 < facts.schema_version < facts.current_schema_version:
-            self.store.migrate()
-            facts = self.store.inspect_storage()
-        checks = [health.check_store(facts)]
-        if checks[0].status is health.Status.FAIL:
-            return checks  # nothing else can be read from it
-        current = self.settings()
-        lease = current.lease_timeout
-        stale = self.store.find_stale_workers(lease)
-        now = self.store.now()
-        active = self.store.list_workers(lease)
-        processing = self.store.list_jobs(JobFilter(states=(JobState.PROCESSING,), limit=0))
-        holding = {job.locked_by for job in processing if job.locked_by}
-        checks.append(health.check_workers(len(active), stale, lease, now, holding))
-        checks.append(
-            health.check_stuck_jobs(
-                self.store.find_stale_jobs(lease),
-                processing,
-                {worker.id: worker for worker in stale + active},
-                lease,
-                now,
-            )
-        )
-        dead = self.store.count_jobs_by_state().get(JobState.DEAD, 0)
-        threshold = current.dlq_threshold if dlq_threshold is None else dlq_threshold
-        checks.append(health.check_dlq(dead, threshold))
-        if facts.connections is not None:
-            checks.append(health.check_connections(facts.connections))
-        if facts.notifications is not None:
-            checks.append(health.check_notifications(facts.notifications, current.poll_interval))
-        if facts.wal_bytes is not None:
-            checks.append(health.check_wal(facts.wal_bytes))
-        if facts.files:
-            checks.append(health.check_permissions(facts.files))
-        return checks
-
-
-def job_environment(job: Job, worker_id: str) -> dict[str, str]:
-    """The variables that tell a run which job, attempt and worker it is; together they
-    also identify the run's processes (and those it started) once its worker is gone. The
-    worker id keeps apart jobs of the same id and attempt in two stores on one host."""
-    return {
-        JOB_ID_VARIABLE: job.id,
-        ATTEMPT_VARIABLE: str(job.attempts),
-        WORKER_ID_VARIABLE: worker_id,
-    }
-
-
-JOB_ID_VARIABLE = "QUEUECTL_JOB_ID"
-ATTEMPT_VARIABLE = "QUEUECTL_ATTEMPT"
-WORKER_ID_VARIABLE = "QUEUECTL_WORKER_ID"
-
-
-def _is_queuectl_process(pid: int) -> bool:
+def is_queuectl_process(pid: int) -> bool:
     """Guard against a recycled pid: only signal a process that runs queuectl."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:

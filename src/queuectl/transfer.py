@@ -17,11 +17,11 @@ from typing import Any, Protocol
 from queuectl import __version__
 from queuectl.core import settings as config
 from queuectl.core.errors import InvalidJobSpec, QueuectlError, WrongState
+from queuectl.core.fields import check_queue
 from queuectl.core.ids import is_valid_job_id
 from queuectl.core.models import Attempt, Job, JobState
 from queuectl.core.plain import from_plain, plain_value, to_plain
 from queuectl.core.schedule import Schedule, check_schedule_name, check_timezone
-from queuectl.core.spec import check_queue
 from queuectl.store.base import (
     JobRecord,
     JobStore,

@@ -1,13 +1,17 @@
-"""Use cases of the workers' records: listing them, and forgetting those of dead workers."""
+"""Use cases of the workers' records: listing them, asking the active ones to stop, and
+forgetting those of dead workers."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
 from queuectl.core.errors import QueuectlError, WrongState
 from queuectl.core.models import JobState, WorkerInfo
-from queuectl.service import QueueService
+from queuectl.service import QueueService, is_queuectl_process
 from queuectl.store.base import JobFilter
 
 ACTIVE, STALE, STOPPED = "active", "stale", "stopped"
@@ -51,6 +55,22 @@ class WorkerRecords:
                 state = STOPPED
             records.append(WorkerRecord(info, state, tuple(held.get(info.id, ()))))
         return records
+
+    def stop_active(self) -> list[WorkerInfo]:
+        """Ask every active worker to stop gracefully: by signal on this host, through the
+        store everywhere (a host cannot see another host's processes)."""
+        workers = self.service.active_workers()
+        self.store.request_stop([worker.id for worker in workers])
+        import socket
+
+        host = socket.gethostname()
+        for worker in workers:
+            if worker.host == host and is_queuectl_process(worker.pid):
+                # SIGUSR2, not SIGTERM: however often `worker stop` is run, it only ever
+                # asks for a graceful stop (a second SIGTERM kills the running job).
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(worker.pid, signal.SIGUSR2)
+        return workers
 
     def forget(self, worker_ids: list[str]) -> list[str]:
         """Delete the records of these workers, each stopped or dead with its jobs rescued

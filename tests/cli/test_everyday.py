@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from queuectl.cli import main
-from queuectl.core.spec import MAX_COMMAND_BYTES
+from queuectl.core.fields import MAX_COMMAND_BYTES
 from tests.cli.test_doctor import checks_of, doctor_json, plant_stuck_job, store_of
 from tests.conftest import Queuectl, assert_error
 from tests.terminal import COLUMNS, run_on_terminal

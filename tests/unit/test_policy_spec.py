@@ -7,9 +7,10 @@ import json
 import pytest
 
 from queuectl.core.errors import InvalidJobSpec, UsageError
+from queuectl.core.fields import parse_exit_codes
 from queuectl.core.models import NewJob
 from queuectl.core.settings import Settings
-from queuectl.core.spec import parse_exit_codes, parse_job_json, parse_job_lines
+from queuectl.core.spec import parse_job_json, parse_job_lines
 
 SETTINGS = Settings()
 

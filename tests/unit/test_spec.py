@@ -10,15 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from queuectl.core.errors import InvalidJobSpec, UsageError
+from queuectl.core.fields import delay_to_time, parse_duration, parse_time
 from queuectl.core.ids import is_valid_job_id, new_job_id, new_worker_id
 from queuectl.core.settings import Settings
-from queuectl.core.spec import (
-    delay_to_time,
-    parse_duration,
-    parse_job_json,
-    parse_job_lines,
-    parse_time,
-)
+from queuectl.core.spec import parse_job_json, parse_job_lines
 
 SETTINGS = Settings()
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import queuectl
 import queuectl.store
 
+SOURCE = Path(queuectl.__file__).parent
 STORE = Path(queuectl.store.__file__).parent
 MODULES = sorted(STORE.rglob("*.py"))
 BACKEND_MODULES = [path for path in MODULES if path.parent.name in ("sqlite", "postgres")]
@@ -37,8 +39,11 @@ def sql_constants(path: Path) -> list[tuple[str, int]]:
     return found
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda path: str(path.relative_to(STORE)))
-def test_no_store_module_is_over_400_lines(path: Path) -> None:
+@pytest.mark.parametrize(
+    "path", sorted(SOURCE.rglob("*.py")), ids=lambda path: str(path.relative_to(SOURCE))
+)
+def test_no_module_is_over_400_lines(path: Path) -> None:
+    """Every module reads in one sitting; one that grows past this is split by concern."""
     assert len(path.read_text("utf-8").splitlines()) <= MAX_LINES
 
 

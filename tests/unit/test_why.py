@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from queuectl.core.errors import InvalidJobSpec
+from queuectl.core.fields import split_after
 from queuectl.core.models import Job, JobState, WorkerInfo
 from queuectl.core.settings import Settings
-from queuectl.core.spec import parse_job_json, parse_job_lines, split_after
+from queuectl.core.spec import parse_job_json, parse_job_lines
 from queuectl.core.why import JobFacts, QueueFacts, explain
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from queuectl.core.spec import MAX_COMMAND_BYTES
+from queuectl.core.fields import MAX_COMMAND_BYTES
 from tests.web.conftest import AUTH
 
 

@@ -162,8 +162,8 @@ def run_service(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise UsageError("--count must be at least 1")
     from queuectl.cli.context import open_service, store_exists
+    from queuectl.core.fields import check_queue
     from queuectl.core.settings import Settings
-    from queuectl.core.spec import check_queue
 
     queues = [check_queue(q.strip()) for item in args.queue or [] for q in item.split(",")]
     target = _absolute_target(args.db)

@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from queuectl.core.clock import format_timestamp
 from queuectl.core.errors import QueuectlError, UsageError, WrongState
+from queuectl.core.fields import QUEUE_PATTERN as QUEUE_NAME_PATTERN
 from queuectl.core.models import Job, JobState
-from queuectl.core.spec import QUEUE_PATTERN as QUEUE_NAME_PATTERN
 from queuectl.service import QueueService
 from queuectl.store.base import JobFilter
 from queuectl.web import schemas

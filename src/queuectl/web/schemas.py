@@ -10,9 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from queuectl.core.ids import JOB_ID_PATTERN
-from queuectl.core.models import JobState
-from queuectl.core.spec import (
+from queuectl.core.fields import (
     INT32_MAX,
     INT32_MIN,
     MAX_DEDUPE_KEY_LENGTH,
@@ -20,6 +18,8 @@ from queuectl.core.spec import (
     MAX_RETRIES_LIMIT,
     QUEUE_PATTERN,
 )
+from queuectl.core.ids import JOB_ID_PATTERN
+from queuectl.core.models import JobState
 
 Timestamp = str  # RFC 3339 in UTC with milliseconds and a trailing Z
 

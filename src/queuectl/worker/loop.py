@@ -21,12 +21,14 @@ from queuectl.core import lifecycle
 from queuectl.core.errors import QueuectlError, StoreUnavailable
 from queuectl.core.ids import new_worker_id
 from queuectl.core.models import AttemptOutcome, Job
+from queuectl.core.run_env import job_environment
 from queuectl.core.settings import Settings
 from queuectl.crashpoint import crash_point, fault_point
 from queuectl.runner import ShellRun, become_subreaper
-from queuectl.service import QueueService, job_environment
+from queuectl.service import QueueService
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord
+from queuectl.worker.config_cache import ConfigCache
 from queuectl.worker.heartbeat import Heartbeat
 from queuectl.worker.maintenance import Maintenance, fire_schedules
 from queuectl.worker.signals import (
@@ -39,7 +41,6 @@ from queuectl.worker.signals import (
 
 log = logging.getLogger("queuectl.worker")
 
-SETTINGS_MAX_AGE = 1.0  # seconds a worker trusts its copy of the config
 IDLE_SLICE = 0.1  # seconds; an idle worker checks its stop flag at least this often
 EXIT_CRASHED = 70  # a worker ended by a bug (EX_SOFTWARE): the supervisor replaces it
 READ_SIGNALS = STOP_SIGNALS | {GRACEFUL_STOP_SIGNAL, WAKE_SIGNAL}
@@ -65,9 +66,7 @@ class Worker:
         self._crash_lock = threading.Lock()
         self._stops = StopCounter()
         self._current: tuple[Job, ShellRun] | None = None
-        self._settings: Settings | None = None
         self._heartbeat: Heartbeat | None = None
-        self._settings_read_at = 0.0
         # The worker's own environment, read once: every job starts from it (os.environ
         # decodes each variable on every read).
         self._environment = dict(os.environ)
@@ -176,10 +175,11 @@ class Worker:
 
     def _serve(self, service: QueueService, claimed: list[Job]) -> None:
         store = service.store
+        config = ConfigCache(service.settings)
         while not self.stopping.is_set():
             try:
                 # Inside the try: the config is read from the store, which may be down.
-                current = self._fresh_settings(service)
+                current = config.fresh()
                 job = store.claim_job(self.id, self.queues)
                 if job is not None:
                     # While busy, each finish claims the next job in the same transaction.
@@ -191,14 +191,14 @@ class Worker:
                         # The next job is already claimed: if the store is down, run it
                         # with the settings at hand.
                         with contextlib.suppress(StoreUnavailable):
-                            current = self._fresh_settings(service)
+                            current = config.fresh()
                     continue
                 if self.burst:
                     return
                 self._idle(service, current)
             except StoreUnavailable as exc:
                 # A database restart, a full disk: keep the worker, try again shortly.
-                pause = self._settings.poll_interval if self._settings else IDLE_SLICE
+                pause = config.last.poll_interval if config.last else IDLE_SLICE
                 log.warning("%s: %s; retrying in %gs", self.id, exc.message, pause)
                 self.stopping.wait(pause)
 
@@ -315,13 +315,6 @@ class Worker:
                 service.store.close()
         except Exception:
             log.exception("%s: could not record job %s; it is rescued later", self.id, job.id)
-
-    def _fresh_settings(self, service: QueueService) -> Settings:
-        now = time.monotonic()
-        if self._settings is None or now - self._settings_read_at > SETTINGS_MAX_AGE:
-            self._settings = service.settings()
-            self._settings_read_at = now
-        return self._settings
 
     def _status(self) -> str:
         return "stopping" if self.stopping.is_set() else "running"

@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 
 from queuectl.core.ids import new_worker_id
+from queuectl.core.run_env import WORKER_ID_VARIABLE
 from queuectl.runner import set_parent_death_signal
-from queuectl.service import WORKER_ID_VARIABLE
 from queuectl.worker.guard import GuardHandle
 from queuectl.worker.loop import EXIT_CRASHED, Worker, run_worker
 from queuectl.worker.signals import (

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from queuectl.core.settings import Settings
 from queuectl.service import QueueService
+from queuectl.worker.config_cache import ConfigCache
 
 log = logging.getLogger("queuectl.worker")
 
 OnCrash = Callable[[str, BaseException], None]
-SETTINGS_MAX_AGE = 1.0  # seconds a task trusts its copy of the config
 
 
 class PeriodicTask(threading.Thread):
@@ -34,17 +33,11 @@ class PeriodicTask(threading.Thread):
         self.on_crash = on_crash
         self._wake = threading.Event()
         self._finished = False
-        self._settings: Settings | None = None
-        self._settings_read_at = 0.0
+        self._config = ConfigCache(service.settings)
 
     def settings(self) -> Settings:
-        """The config, re-read at most every SETTINGS_MAX_AGE seconds: an idle worker's
-        threads then cost next to nothing."""
-        now = time.monotonic()
-        if self._settings is None or now - self._settings_read_at > SETTINGS_MAX_AGE:
-            self._settings = self.service.settings()
-            self._settings_read_at = now
-        return self._settings
+        """The config, re-read at most once a second (see worker.config_cache)."""
+        return self._config.fresh()
 
     def wake(self) -> None:
         """Tick now; safe from any thread."""

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     words = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not words:
         raise UsageError("add needs a command after --, e.g. queuectl add -- echo hello")
-    from queuectl.core import spec
+    from queuectl.core import fields
     from queuectl.core.ids import new_job_id
     from queuectl.core.models import NewJob
 
@@ -85,16 +85,16 @@ def run(args: argparse.Namespace) -> int:
     defaults = service.settings()
     scheduled_at = None
     if args.delay is not None:
-        scheduled_at = spec.delay_to_time(spec.parse_duration(args.delay), service.store.now())
+        scheduled_at = fields.delay_to_time(fields.parse_duration(args.delay), service.store.now())
     elif args.at is not None:
-        scheduled_at = spec.parse_time(args.at)
-    job_id = spec.check_job_id(args.id) if args.id is not None else new_job_id()
+        scheduled_at = fields.parse_time(args.at)
+    job_id = fields.check_job_id(args.id) if args.id is not None else new_job_id()
     job = NewJob(
         id=job_id,
         **with_defaults(options, defaults),
         scheduled_at=scheduled_at,
         **_policy_fields(args),
-        depends_on=spec.check_depends_on(spec.split_after(args.after), job_id),
+        depends_on=fields.check_depends_on(fields.split_after(args.after), job_id),
         id_generated=args.id is None,
     )
     (created,) = service.enqueue([job], skip_duplicate_keys=args.if_exists == "skip")
@@ -126,17 +126,17 @@ def _add_policy_options(parser: argparse.ArgumentParser) -> None:
 
 def _policy_fields(args: argparse.Namespace) -> dict[str, Any]:
     """retry_on_exit, fatal_on_exit and dedupe_key of NewJob from the options."""
-    from queuectl.core import spec
+    from queuectl.core import fields
 
     retry, fatal = (
-        spec.parse_exit_codes(option, text) if text is not None else ()
+        fields.parse_exit_codes(option, text) if text is not None else ()
         for option, text in (
             ("--retry-on-exit", args.retry_on_exit),
             ("--fatal-on-exit", args.fatal_on_exit),
         )
     )
-    spec.check_exit_policy(retry, fatal)
-    key = spec.check_dedupe_key(args.dedupe_key) if args.dedupe_key is not None else None
+    fields.check_exit_policy(retry, fatal)
+    key = fields.check_dedupe_key(args.dedupe_key) if args.dedupe_key is not None else None
     return {"retry_on_exit": retry, "fatal_on_exit": fatal, "dedupe_key": key}
 
 
@@ -144,22 +144,22 @@ def job_options(args: argparse.Namespace, words: list[str], cwd: str | None) -> 
     """The job options `add` and `schedule add` share (command, queue, priority,
     max_retries, timeout, cwd, env), checked before the store is opened. max_retries and
     timeout are None when not given: with_defaults fills them from the settings."""
-    from queuectl.core import spec
+    from queuectl.core import fields
 
     return {
-        "command": spec.check_command(words[0] if len(words) == 1 else shlex.join(words)),
-        "queue": spec.check_queue(args.queue) if args.queue is not None else "default",
-        "priority": spec.check_priority(args.priority) if args.priority is not None else 0,
+        "command": fields.check_command(words[0] if len(words) == 1 else shlex.join(words)),
+        "queue": fields.check_queue(args.queue) if args.queue is not None else "default",
+        "priority": fields.check_priority(args.priority) if args.priority is not None else 0,
         "max_retries": (
-            spec.check_max_retries(args.max_retries) if args.max_retries is not None else None
+            fields.check_max_retries(args.max_retries) if args.max_retries is not None else None
         ),
         "timeout": (
-            spec.check_timeout(spec.parse_duration(args.timeout))
+            fields.check_timeout(fields.parse_duration(args.timeout))
             if args.timeout is not None
             else None
         ),
-        "cwd": spec.check_cwd(os.path.abspath(cwd)) if cwd is not None else None,
-        "env": spec.check_env(_env_pairs(args.env)) if args.env else None,
+        "cwd": fields.check_cwd(os.path.abspath(cwd)) if cwd is not None else None,
+        "env": fields.check_env(_env_pairs(args.env)) if args.env else None,
     }
 
 

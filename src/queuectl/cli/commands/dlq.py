@@ -87,7 +87,7 @@ def run_retry(args: argparse.Namespace) -> int:
 
 
 def run_purge(args: argparse.Namespace) -> int:
-    from queuectl.core.spec import parse_duration
+    from queuectl.core.fields import parse_duration
 
     older_than = parse_duration(args.older_than) if args.older_than is not None else None
     queue = _queue(args.queue)
@@ -125,6 +125,6 @@ def _left_dead(service: QueueService, queue: str | None) -> int:
 
 
 def _queue(name: str | None) -> str | None:
-    from queuectl.core.spec import check_queue
+    from queuectl.core.fields import check_queue
 
     return check_queue(name) if name is not None else None

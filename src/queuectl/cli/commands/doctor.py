@@ -71,6 +71,7 @@ def _without_passwords(check: health.Check, target: str | None) -> health.Check:
 def _diagnose(args: argparse.Namespace) -> list[health.Check]:
     """The checks; a store that cannot be opened or read is itself the failed check."""
     from queuectl.core import health
+    from queuectl.diagnosis import diagnose
     from queuectl.service import QueueService
     from queuectl.store import open_existing_store
 
@@ -81,7 +82,7 @@ def _diagnose(args: argparse.Namespace) -> list[health.Check]:
     except QueuectlError as exc:
         return [health.Check("store", health.Status.FAIL, exc.message)]
     try:
-        return QueueService(store).diagnose(args.dlq_threshold)
+        return diagnose(QueueService(store), args.dlq_threshold)
     except UsageError:
         raise
     except QueuectlError as exc:

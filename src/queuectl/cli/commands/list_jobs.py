@@ -58,7 +58,7 @@ def checked_limit(limit: int) -> int:
 def run(args: argparse.Namespace) -> int:
     limit = checked_limit(args.limit)
     from queuectl.cli.render import print_jobs
-    from queuectl.core.spec import check_queue
+    from queuectl.core.fields import check_queue
     from queuectl.store.base import JobFilter
 
     queue = check_queue(args.queue) if args.queue is not None else None

@@ -27,7 +27,7 @@ def register(subparsers: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from queuectl.cli.commands.list_jobs import parse_states
-    from queuectl.core.spec import parse_duration
+    from queuectl.core.fields import parse_duration
 
     states = parse_states(args.state)
     older_than = parse_duration(args.older_than)

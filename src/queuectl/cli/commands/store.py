@@ -42,8 +42,8 @@ def register(subparsers: Subparsers) -> None:
 
 def run_migrate(args: argparse.Namespace) -> int:
     from queuectl.core.errors import UsageError
+    from queuectl.core.fields import parse_duration
     from queuectl.core.redact import redact
-    from queuectl.core.spec import parse_duration
     from queuectl.store import default_target, open_store
     from queuectl.transfer import migrate_store
 

@@ -52,7 +52,7 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from queuectl.core.spec import parse_duration
+    from queuectl.core.fields import parse_duration
     from queuectl.store import default_target
 
     interval = REFRESH_INTERVAL if args.interval is None else parse_duration(args.interval)

@@ -50,7 +50,7 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from queuectl.core.spec import check_queue, parse_duration
+    from queuectl.core.fields import check_queue, parse_duration
 
     timeout = parse_duration(args.timeout) if args.timeout is not None else None
     queue = check_queue(args.queue) if args.queue is not None else None

@@ -68,7 +68,7 @@ def register(subparsers: Subparsers) -> None:
 def run_start(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise UsageError("--count must be at least 1")
-    from queuectl.core.spec import check_queue
+    from queuectl.core.fields import check_queue
 
     queues = [
         check_queue(q.strip()) for item in args.queue or [] for q in item.split(",") if q.strip()
@@ -94,7 +94,9 @@ def run_start(args: argparse.Namespace) -> int:
 
 def run_stop(args: argparse.Namespace) -> int:
     service = open_service(args)
-    asked = service.stop_workers()
+    from queuectl.worker_records import WorkerRecords
+
+    asked = WorkerRecords(service).stop_active()
     print(f"Asked {counted(len(asked), 'worker')} to stop.")
     if args.wait and asked:
         ids = {worker.id for worker in asked}
