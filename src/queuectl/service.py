@@ -41,7 +41,7 @@ from queuectl.store.base import (
     AttemptRecord,
     JobFilter,
     QueueInfo,
-    Store,
+    QueueStoreRoles,
     ThroughputBucket,
 )
 
@@ -61,7 +61,7 @@ class StatusReport:
 
 
 class QueueService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: QueueStoreRoles) -> None:
         self.store = store
 
     def settings(self) -> Settings:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from queuectl.service import QueueService
+    from queuectl.store.base import Store
 
 
 def open_service(
@@ -20,12 +21,20 @@ def open_service(
     only."""
     # Imported here so that building the parser stays cheap for every command.
     from queuectl.service import QueueService
+
+    return QueueService(open_command_store(args, durable=durable, create=create))
+
+
+def open_command_store(
+    args: argparse.Namespace, *, durable: bool = True, create: bool = False
+) -> Store:
+    """The store `args.db` names, with every role (schedules, transfers): for the commands
+    whose services are not QueueService. `create` as for open_service."""
     from queuectl.store import is_default_location, open_store, require_existing
 
     if not create:
         require_existing(args.db)
-    store = open_store(args.db, durable=durable, create_folders=is_default_location(args.db))
-    return QueueService(store)
+    return open_store(args.db, durable=durable, create_folders=is_default_location(args.db))
 
 
 def store_exists(args: argparse.Namespace) -> bool:

@@ -305,6 +305,13 @@ class TransferStore(Protocol):
         ...
 
 
+class QueueStoreRoles(
+    StoreLifecycle, JobStore, ClaimStore, QueueStore, WorkerStore, HealthStore, Protocol
+):
+    """What the queue's use cases (QueueService) need: everything but schedules and
+    transfers, which have services of their own."""
+
+
 class Store(
     StoreLifecycle,
     JobStore,

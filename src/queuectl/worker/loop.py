@@ -124,8 +124,8 @@ class Worker:
         signal.pthread_sigmask(signal.SIG_BLOCK, READ_SIGNALS)
         threading.Thread(target=self._read_signals, name="signals", daemon=True).start()
         become_subreaper()
-        service = QueueService(open_store(self.target, durable=False))
-        store = service.store
+        store = open_store(self.target, durable=False)
+        service = QueueService(store)
         store.register_worker(self.id, socket.gethostname(), os.getpid(), self.queues)
         current = lambda: self._current  # noqa: E731 - read by both threads
         heartbeat = Heartbeat(
@@ -137,7 +137,7 @@ class Worker:
             self.crash,
         )
         maintenance = Maintenance(
-            QueueService(open_store(self.target, durable=False)), self.id, current, self.crash
+            open_store(self.target, durable=False), self.id, current, self.crash
         )
         self._heartbeat = heartbeat
         heartbeat.start()
@@ -146,7 +146,7 @@ class Worker:
         claimed: list[Job] = []  # the job claimed and not yet recorded, if any
         try:
             service.rescue_stale()
-            fire_schedules(service)  # now, not a beat later: a --burst worker runs them too
+            fire_schedules(store)  # now, not a beat later: a --burst worker runs them too
             self._serve(service, claimed)
         except QueuectlError:
             raise  # an expected failure (run_worker reports it); its job is rescued later

@@ -8,13 +8,18 @@ import logging
 import math
 import os
 import time
+from typing import TYPE_CHECKING
 
 from queuectl.core.errors import QueuectlError
 from queuectl.core.settings import Settings
 from queuectl.crashpoint import fault_point
 from queuectl.service import QueueService
+from queuectl.store.base import Store
 from queuectl.worker.heartbeat import Running, lost
 from queuectl.worker.tasks import OnCrash, PeriodicTask
+
+if TYPE_CHECKING:
+    from queuectl.scheduling import SchedulingStore
 
 log = logging.getLogger("queuectl.worker")
 
@@ -35,10 +40,9 @@ MAX_TICK = 1.0  # seconds
 class Maintenance(PeriodicTask):
     task_name = "maintenance"
 
-    def __init__(
-        self, service: QueueService, worker_id: str, current: Running, on_crash: OnCrash
-    ) -> None:
-        super().__init__(service, worker_id, on_crash)
+    def __init__(self, store: Store, worker_id: str, current: Running, on_crash: OnCrash) -> None:
+        super().__init__(QueueService(store), worker_id, on_crash)
+        self.store = store  # every role: schedules too
         self.current = current
         self._next = {
             "output": 0.0,
@@ -63,7 +67,7 @@ class Maintenance(PeriodicTask):
                 self.service.prune_by_retention(settings, RETENTION_BATCH)
                 self._next["retention"] = now + retention_interval()
             if now >= self._next["schedules"]:
-                fire_schedules(self.service)
+                fire_schedules(self.store)
                 self._next["schedules"] = now + SCHEDULE_INTERVAL
         except QueuectlError as exc:
             log.warning("%s: maintenance failed: %s", self.worker_id, exc.message)
@@ -95,12 +99,12 @@ class Maintenance(PeriodicTask):
             )
 
 
-def fire_schedules(service: QueueService) -> None:
+def fire_schedules(store: SchedulingStore) -> None:
     """Enqueue due schedule firings (scheduling.py keeps each one to a single job)."""
     from queuectl.scheduling import ScheduleService
 
     fault_point("schedules")
-    ScheduleService(service.store).fire_due()
+    ScheduleService(store).fire_due()
 
 
 def retention_interval() -> float:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import open_service
+from queuectl.cli.context import open_command_store
 
 
 def register(subparsers: Subparsers) -> None:
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from queuectl.transfer import export_lines
 
     states = parse_states(args.state)
-    store = open_service(args).store
+    store = open_command_store(args)
     if args.output is None:
         sys.stdout.writelines(export_lines(store, states))
         return 0

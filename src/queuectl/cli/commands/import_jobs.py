@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import add_json_flag, counted, open_service, print_json
+from queuectl.cli.context import add_json_flag, counted, open_command_store, print_json
 from queuectl.core.errors import UsageError
 
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
                 contents = read_export(source)
         except OSError as exc:
             raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    store = open_service(args, create=True).store
+    store = open_command_store(args, create=True)
     result = import_contents(store, contents, skip_existing=args.skip_existing)
     if args.json:
         print_json({"jobs": result.jobs, "skipped": result.skipped, "schedules": result.schedules})

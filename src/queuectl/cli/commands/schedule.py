@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import add_json_flag, open_service, print_json
+from queuectl.cli.context import add_json_flag, open_command_store, print_json
 from queuectl.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def _options_after_name(args: argparse.Namespace) -> None:
 def _service(args: argparse.Namespace) -> ScheduleService:
     from queuectl.scheduling import ScheduleService
 
-    return ScheduleService(open_service(args).store)
+    return ScheduleService(open_command_store(args))
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -102,23 +102,24 @@ def run_add(args: argparse.Namespace) -> int:
     from queuectl.cli.commands.add import job_options, with_defaults
     from queuectl.core.cron import check_cron
     from queuectl.core.schedule import Schedule, check_schedule_name, check_timezone
+    from queuectl.core.settings import Settings
 
     name = check_schedule_name(args.name)
     cron = check_cron(args.cron)
     timezone = check_timezone(args.tz)
     options = job_options(args, words, args.cwd)
-    service = open_service(args, create=True)
+    store = open_command_store(args, create=True)
     schedule = Schedule(
         name=name,
         cron=cron,
         timezone=timezone,
-        **with_defaults(options, service.settings()),
+        **with_defaults(options, Settings.from_stored(store.get_config())),
         catch_up=args.catch_up,
         paused=args.paused,
     )
     from queuectl.scheduling import ScheduleService
 
-    stored = ScheduleService(service.store).add(schedule)
+    stored = ScheduleService(store).add(schedule)
     if args.json:
         print_json(stored.to_json())
     else:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from queuectl.cli.commands import Subparsers
-from queuectl.cli.context import counted, open_service
+from queuectl.cli.context import counted, open_command_store
 
 
 def register(subparsers: Subparsers) -> None:
@@ -51,7 +51,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     source_target = args.db or default_target()
     if _same_store(source_target, args.to):
         raise UsageError("--to names the current store: give another one")
-    source = open_service(args).store
+    source = open_command_store(args)
     try:
         target = open_store(args.to, create_folders=False)
     except BaseException:
