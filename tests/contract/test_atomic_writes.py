@@ -96,7 +96,11 @@ def faults(store: Store, plan: FaultPlan) -> Iterator[None]:
         return
     import psycopg
 
-    class FaultyCursor(psycopg.Cursor):
+    original = conn.cursor_factory
+
+    class FaultyCursor(original):  # type: ignore[valid-type,misc]
+        """The store's own cursor (it names the schema of each table), made to fail."""
+
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             plan.tick(psycopg.OperationalError)
             return super().execute(*args, **kwargs)
@@ -105,7 +109,6 @@ def faults(store: Store, plan: FaultPlan) -> Iterator[None]:
             plan.tick(psycopg.OperationalError)
             return super().executemany(*args, **kwargs)
 
-    original = conn.cursor_factory
     conn.cursor_factory = FaultyCursor
     try:
         yield

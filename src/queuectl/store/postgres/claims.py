@@ -3,6 +3,7 @@ its dependents and the next claim in one transaction, keeping and losing a claim
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -107,6 +108,9 @@ SELECT pg_notify(%(channel)s, '') FROM (SELECT 1 FROM released LIMIT 1) AS any_r
 """
 
 
+# The bounds of the transaction _finish_completed sends in one pipeline.
+BEGIN = "BEGIN"
+COMMIT = "COMMIT"
 # Lock the limited queues' rows, so that claims from them take turns: the queues key.
 LOCK_LIMITED_QUEUES = "SELECT name FROM queues WHERE name = ANY(%s) ORDER BY name FOR UPDATE"
 # The names of the queues with a limit: the queues table is small.
@@ -235,14 +239,27 @@ class PostgresClaims(PostgresDependencies):
         claim: tuple[str, dict[str, Any]] | None,
     ) -> tuple[bool, Job | None]:
         """The finish, the release of the dependents and (given `claim`) the next claim:
-        one transaction, sent together in one round trip (pipeline mode)."""
+        one transaction, sent together in one round trip: BEGIN, the statements and COMMIT
+        go out in pipeline mode followed by a single Sync. (The driver's transaction block
+        would wait for the server after BEGIN and twice at COMMIT: four round trips.) When
+        anything fails before COMMIT is sent, the Sync leaves the transaction open and the
+        rollback below ends it, so nothing of it is kept."""
         conn = self._connection()
         try:
-            with conn.pipeline(), conn.transaction():
-                finish = conn.execute(FINISH_SQL, _finish_params(job, worker_id, outcome, record))
-                crash_point("between-finish-and-release")
-                conn.execute(RELEASE_FINISHED_SQL, {"channel": CHANNEL})
-                claimed = conn.execute(*claim) if claim is not None else None
+            try:
+                with conn.pipeline():
+                    conn.execute(BEGIN)
+                    finish = conn.execute(
+                        FINISH_SQL, _finish_params(job, worker_id, outcome, record)
+                    )
+                    crash_point("between-finish-and-release")
+                    conn.execute(RELEASE_FINISHED_SQL, {"channel": CHANNEL})
+                    claimed = conn.execute(*claim) if claim is not None else None
+                    conn.execute(COMMIT)
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()  # sends ROLLBACK only if the transaction is still open
+                raise
             finished_rows = finish.fetchall()
             rows = claimed.fetchall() if claimed is not None else []
         except psycopg.Error as exc:
