@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from queuectl.core.health import StoreFacts
+    from queuectl.core.rates import Rate
     from queuectl.core.schedule import Schedule
 
 __all__ = [  # the records, for callers that import them from here
@@ -194,6 +195,15 @@ class QueueStore(Protocol):
     def set_queue_paused(self, name: str, paused: bool) -> None: ...
 
     def set_queue_limit(self, name: str, max_running: int | None) -> None: ...
+
+    def set_queue_rate(self, name: str, rate: Rate | None) -> None:
+        """Set a queue's rate limit, or remove it (None), forgetting its starts."""
+        ...
+
+    def recent_start(self, queue: str, nth: int) -> datetime | None:
+        """The `nth` newest start (1: the newest) of a rate-limited queue's jobs still in
+        its window, None if there are fewer."""
+        ...
 
     def get_config(self) -> dict[str, str]: ...
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState
+from queuectl.core.rates import Rate
 
 if TYPE_CHECKING:
     from queuectl.core.schedule import Schedule
@@ -39,6 +40,7 @@ class QueueInfo:
     paused: bool
     max_running: int | None  # None: no limit
     counts: dict[JobState, int]
+    rate: Rate | None = None  # None: no rate limit
 
     def to_json(self) -> dict[str, object]:
         """One queue as `queue list --json` and GET /api/queues give it."""
@@ -46,6 +48,7 @@ class QueueInfo:
             "name": self.name,
             "paused": self.paused,
             "max_running": self.max_running,
+            "rate": str(self.rate) if self.rate else None,
             "counts": {state.value: self.counts.get(state, 0) for state in JobState},
         }
 
@@ -89,6 +92,8 @@ class QueueSetting:
     name: str
     paused: bool
     max_running: int | None
+    rate_count: int | None = None  # with rate_period: the rate limit (core.rates.Rate)
+    rate_period: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 from queuectl.core.errors import WrongState
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob
+from queuectl.core.rates import rate_of
 from queuectl.store.records import AttemptRecord, QueueInfo
 
 TimeReader = Callable[[Any], datetime]  # a stored time (epoch float, timestamptz) to UTC
@@ -94,20 +95,17 @@ def exit_codes_from_column(value: str | None) -> tuple[int, ...]:
 def queue_infos(
     count_rows: Iterable[Sequence[Any]], setting_rows: Iterable[Sequence[Any]]
 ) -> list[QueueInfo]:
-    """Queues by name from (queue, state, count) and (name, paused, max_running) rows: every
-    queue that has jobs or settings."""
+    """Queues by name from (queue, state, count) and (name, paused, max_running,
+    rate_count, rate_period) rows: every queue that has jobs or settings."""
     counts: dict[str, dict[JobState, int]] = {}
     for name, state, count in count_rows:
         counts.setdefault(name, dict.fromkeys(JobState, 0))[JobState(state)] = count
-    settings = {row[0]: (bool(row[1]), row[2]) for row in setting_rows}
-    return [
-        QueueInfo(
-            name,
-            *settings.get(name, (False, None)),
-            counts.get(name, dict.fromkeys(JobState, 0)),
-        )
-        for name in sorted(counts.keys() | settings.keys())
-    ]
+    settings = {row[0]: (bool(row[1]), row[2], rate_of(row[3], row[4])) for row in setting_rows}
+    infos = []
+    for name in sorted(counts.keys() | settings.keys()):
+        paused, limit, rate = settings.get(name, (False, None, None))
+        infos.append(QueueInfo(name, paused, limit, counts.get(name, dict.fromkeys(JobState, 0)), rate))
+    return infos
 
 
 def attempt_from_row(row: Sequence[Any], to_time: TimeReader) -> Attempt:

@@ -21,13 +21,40 @@ SCHEDULE_COLUMNS = (
 )
 # The columns of a worker, in the order each backend's worker reader reads them.
 WORKER_COLUMNS = "id, host, pid, status, started_at, last_heartbeat, current_job_id, queues"
-# Queues closed to claims: paused, or running as many jobs as their limit. Counts through
-# jobs_state (state, seq); the queues table stays small.
+# Queues closed to claims: paused, running as many jobs as their limit, or (see
+# closed_queues) out of starts for their rate. Counts through jobs_state (state, seq); the
+# queues table stays small.
 CLOSED_QUEUES = (
     "SELECT name FROM queues WHERE paused OR (max_running IS NOT NULL AND max_running <="
     " (SELECT count(*) FROM jobs AS running"
     "  WHERE running.state = 'processing' AND running.queue = queues.name))"
 )
+
+
+def closed_queues(window_start: str) -> str:
+    """CLOSED_QUEUES, and queues whose rate limit's window holds as many starts as it
+    allows. `window_start` is the backend's SQL for "now minus queues.rate_period": a start
+    at that very moment still counts, so no closed window of that length holds more. A
+    queue without a rate stops at `rate_count IS NOT NULL`; the count reads
+    queue_starts_queue."""
+    return (
+        f"{CLOSED_QUEUES} OR (rate_count IS NOT NULL AND rate_count <="
+        " (SELECT count(*) FROM queue_starts"
+        f"  WHERE queue_starts.queue = queues.name AND queue_starts.started_at >= {window_start}))"
+    )
+
+
+# Rate-limited queues that are neither paused nor full and have a job waiting (pending or
+# failed, no unfinished dependency): those whose rate may be all that keeps a worker idle.
+# Reads jobs_queue_state; the queues table is small.
+RATE_LIMITED_WITH_WORK = (
+    "SELECT name, rate_count, rate_period FROM queues"
+    f" WHERE rate_count IS NOT NULL AND name NOT IN ({CLOSED_QUEUES}) AND EXISTS ("
+    "  SELECT 1 FROM jobs WHERE jobs.queue = queues.name"
+    "  AND jobs.state IN ('pending', 'failed') AND jobs.waiting_on = 0)"
+)
+
+
 # The predicate of the unique index jobs_dedupe_key (migration 0003): an upsert names it to
 # skip a job whose key is taken, and lookups use it to find the job that holds a key.
 DEDUPE_HELD = "dedupe_key IS NOT NULL AND state IN ('pending', 'failed', 'processing')"

@@ -16,12 +16,13 @@ from queuectl.core.models import AttemptOutcome, Job, JobState
 from queuectl.crashpoint import crash_point
 from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor
 from queuectl.store.postgres.dependencies import PostgresDependencies
+from queuectl.store.postgres.rates import PostgresRates
 from queuectl.store.postgres.rows import job_of, without_nul
 from queuectl.store.records import AttemptRecord
 from queuectl.store.rows import outcome_class
-from queuectl.store.sql import CLOSED_QUEUES, JOB_COLUMNS
+from queuectl.store.sql import JOB_COLUMNS, closed_queues
 
-LIMITS_MAX_AGE = 1.0  # seconds a store trusts its list of queues that have a limit
+LIMITS_MAX_AGE = 1.0  # seconds a store trusts its list of queues that have a limit or rate
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 log = logging.getLogger("queuectl.store")
 
@@ -31,7 +32,9 @@ log = logging.getLogger("queuectl.store")
 # record it as the worker's current job. All of it commits or none of it does. The start
 # is the clock read while the statement runs, not now() (when the transaction began, which
 # may be before it waited for a queue limit's lock): so a run never seems to start before
-# the run it waited for had ended. The pick reads jobs_claimable in claim order.
+# the run it waited for had ended. A queue's rate limit counts its starts up to that same
+# clock, and the start is logged when the queue has a rate (dropping the starts that left
+# its window). The pick reads jobs_claimable in claim order; the log, queue_starts_queue.
 CLAIM_SQL = f"""
 WITH clock AS (
     SELECT clock_timestamp() AS at
@@ -43,7 +46,7 @@ WITH clock AS (
     WHERE seq = (
         SELECT seq FROM jobs
         WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= now() {{queues}}
-            AND queue NOT IN ({CLOSED_QUEUES})
+            AND queue NOT IN ({closed_queues("(SELECT at FROM clock) - queues.rate_period * interval '1 second'")})
         ORDER BY priority DESC, run_at, seq
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -54,6 +57,15 @@ WITH clock AS (
     SELECT id, attempts, %(worker)s, started_at FROM claimed
 ), holder AS (
     UPDATE workers SET current_job_id = claimed.id FROM claimed WHERE workers.id = %(worker)s
+), started AS (
+    INSERT INTO queue_starts (queue, started_at)
+    SELECT name, (SELECT at FROM clock) FROM queues
+    WHERE name = (SELECT queue FROM claimed) AND rate_count IS NOT NULL
+), aged AS (
+    DELETE FROM queue_starts WHERE queue_starts.queue = (SELECT queue FROM claimed)
+        AND queue_starts.started_at < (SELECT at FROM clock) - (
+            SELECT rate_period FROM queues WHERE name = (SELECT queue FROM claimed)
+        ) * interval '1 second'
 )
 SELECT {JOB_COLUMNS} FROM claimed
 """
@@ -113,8 +125,10 @@ BEGIN = "BEGIN"
 COMMIT = "COMMIT"
 # Lock the limited queues' rows, so that claims from them take turns: the queues key.
 LOCK_LIMITED_QUEUES = "SELECT name FROM queues WHERE name = ANY(%s) ORDER BY name FOR UPDATE"
-# The names of the queues with a limit: the queues table is small.
-LIMITED_QUEUES = "SELECT name FROM queues WHERE max_running IS NOT NULL"
+# The names of the queues with a limit or a rate limit: the queues table is small.
+LIMITED_QUEUES = (
+    "SELECT name FROM queues WHERE max_running IS NOT NULL OR rate_count IS NOT NULL"
+)
 # A job a worker holds: jobs_state (state, seq).
 HELD_BY = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND locked_by = %s"
@@ -156,7 +170,7 @@ CLOSE_CANCELLED_ATTEMPT = (
 CLEAR_CURRENT_JOB = "UPDATE workers SET current_job_id = NULL WHERE id = %s AND current_job_id = %s"
 
 
-class PostgresClaims(PostgresDependencies):
+class PostgresClaims(PostgresDependencies, PostgresRates):
     """What a worker does with jobs, and the cancel that ends a claim."""
 
     def _claim_statement(
@@ -188,7 +202,8 @@ class PostgresClaims(PostgresDependencies):
     ) -> Job | None:
         """The claim inside the caller's transaction."""
         if limited:
-            # A queue limit counts running jobs, which concurrent claims cannot see: lock
+            # A queue limit counts running jobs (a rate limit, starts), which concurrent
+            # claims cannot see: lock
             # the limited queues' rows first, so such claims take turns. The claim that
             # follows gets a fresh snapshot (READ COMMITTED) that sees the turns before.
             cursor.execute(LOCK_LIMITED_QUEUES, (limited,))
@@ -209,7 +224,8 @@ class PostgresClaims(PostgresDependencies):
         return None
 
     def _limited_queues(self) -> list[str]:
-        """Names of queues with a limit, re-read at most every LIMITS_MAX_AGE seconds."""
+        """Names of queues with a limit or a rate limit, re-read at most every
+        LIMITS_MAX_AGE seconds."""
         if time.monotonic() - self._limits_read_at > LIMITS_MAX_AGE:
             self._limits = [r[0] for r in self._read(LIMITED_QUEUES)]
             self._limits_read_at = time.monotonic()
@@ -334,16 +350,19 @@ class PostgresClaims(PostgresDependencies):
         if queues:
             queue_clause = " AND queue = ANY(%s)"
             params.append(list(queues))
+        closed = closed_queues("now() - queues.rate_period * interval '1 second'")
         rows = self._read(
             # Not greatest(0, ...): it skips NULLs, and NULL here means "no job at all".
             # Jobs of a paused or full queue are not claimable: counting them as due would
             # make an idle worker spin on claims that find nothing.
             "SELECT extract(epoch FROM min(run_at) - now())::float8 FROM jobs"
             " WHERE state IN ('pending', 'failed') AND waiting_on = 0"
-            f"{queue_clause} AND queue NOT IN ({CLOSED_QUEUES})",
+            f"{queue_clause} AND queue NOT IN ({closed})",
             params,
         )
-        return None if not rows or rows[0][0] is None else max(0.0, float(rows[0][0]))
+        due = [float(rows[0][0])] if rows and rows[0][0] is not None else []
+        due += self._next_rate_slots(queues)  # a queue out of starts: when it has one again
+        return max(0.0, min(due)) if due else None
 
     def cancel_job(self, job_id: str) -> Job | None:
         with self._transaction() as cursor:

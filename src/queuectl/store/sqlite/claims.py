@@ -10,14 +10,17 @@ from queuectl.core.models import AttemptOutcome, Job, JobState
 from queuectl.crashpoint import crash_point
 from queuectl.store.records import AttemptRecord
 from queuectl.store.rows import outcome_class
-from queuectl.store.sql import CLOSED_QUEUES, JOB_COLUMNS
+from queuectl.store.sql import JOB_COLUMNS, closed_queues
 from queuectl.store.sqlite.dependencies import SqliteDependencies
+from queuectl.store.sqlite.rates import SqliteRates
 from queuectl.store.sqlite.rows import job_of, queue_filter
 
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 
-# The next claimable job (SPEC 2.2 order; {queues} filled in): jobs_claimable, read in
-# claim order up to the first due row.
+# Queues closed to claims at the time given as the last parameter.
+CLOSED_QUEUES = closed_queues("? - queues.rate_period")
+# The next claimable job (SPEC 2.2 order; {queues} filled in; the time twice, first and
+# last): jobs_claimable, read in claim order up to the first due row.
 PICK_NEXT = (
     "SELECT seq FROM jobs INDEXED BY jobs_claimable"
     " WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= ?"
@@ -33,6 +36,16 @@ CLAIM = (
 )
 # Open the attempt a claim starts: appends to attempts (attempts_job for later reads).
 OPEN_ATTEMPT = "INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?)"
+# Log a start, if its queue has a rate limit: the queues primary key.
+LOG_START = (
+    "INSERT INTO queue_starts (queue, started_at)"
+    " SELECT name, ? FROM queues WHERE name = ? AND rate_count IS NOT NULL"
+)
+# Drop the starts that have left the queue's window: queue_starts_queue.
+DROP_OLD_STARTS = (
+    "DELETE FROM queue_starts WHERE queue = ?"
+    " AND started_at < ? - (SELECT rate_period FROM queues WHERE name = ?)"
+)
 # The worker's current job: the workers primary key.
 SET_CURRENT_JOB = "UPDATE workers SET current_job_id = ? WHERE id = ?"
 # Clear it, if it still names this job: the workers primary key.
@@ -66,7 +79,8 @@ SAVE_OUTPUT = (
     "UPDATE attempts SET output = ? WHERE job_id = ? AND attempt = ?"
     " AND worker_id = ? AND finished_at IS NULL"
 )
-# The earliest run_at of the claimable jobs ({queues} filled in): jobs_claimable.
+# The earliest run_at of the claimable jobs ({queues} filled in, the time last):
+# jobs_claimable.
 NEXT_RUN_AT = (
     "SELECT min(run_at) FROM jobs WHERE state IN ('pending', 'failed')"
     f" AND waiting_on = 0{{queues}} AND queue NOT IN ({CLOSED_QUEUES})"
@@ -86,7 +100,7 @@ CLOSE_CANCELLED_ATTEMPT = (
 )
 
 
-class SqliteClaims(SqliteDependencies):
+class SqliteClaims(SqliteDependencies, SqliteRates):
     """What a worker does with jobs, and the cancel that ends a claim."""
 
     def claim_job(self, worker_id: str, queues: Sequence[str] | None) -> Job | None:
@@ -94,19 +108,21 @@ class SqliteClaims(SqliteDependencies):
         queue_clause, params = queue_filter(queues)
         pick = PICK_NEXT.format(queues=queue_clause)
         # A lock-free look first: idle workers then never queue up for the write lock.
-        if not self._read(pick, [now, *params]):
+        if not self._read(pick, [now, *params, now]):
             return None
         with self._write() as conn:
             # The start is read once the write lock is held: taken before, it could fall
             # before the finish of a run this claim had to wait for (a queue limit).
             now = self._now()
             row = conn.execute(
-                CLAIM.format(pick=pick), [worker_id, now, now, now, now, *params]
+                CLAIM.format(pick=pick), [worker_id, now, now, now, now, *params, now]
             ).fetchone()
             if row is None:
                 return None
             job = job_of(row)
             conn.execute(OPEN_ATTEMPT, (job.id, job.attempts, worker_id, now))
+            if conn.execute(LOG_START, (now, job.queue)).rowcount:
+                conn.execute(DROP_OLD_STARTS, (job.queue, now, job.queue))
             conn.execute(SET_CURRENT_JOB, (job.id, worker_id))
         return job
 
@@ -182,10 +198,11 @@ class SqliteClaims(SqliteDependencies):
         queue_clause, params = queue_filter(queues)
         # Jobs of a paused or full queue are not claimable: counting them as due would make
         # an idle worker spin on claims that find nothing.
-        rows = self._read(NEXT_RUN_AT.format(queues=queue_clause), params)
-        if not rows or rows[0][0] is None:
-            return None
-        return max(0.0, float(rows[0][0]) - self._now())
+        now = self._now()
+        rows = self._read(NEXT_RUN_AT.format(queues=queue_clause), [*params, now])
+        due = [float(rows[0][0])] if rows and rows[0][0] is not None else []
+        due += self._next_rate_slots(queues, now)
+        return max(0.0, min(due) - now) if due else None
 
     def cancel_job(self, job_id: str) -> Job | None:
         now = self._now()

@@ -8,8 +8,8 @@ from queuectl.store.sqlite.connection import SqliteConnection
 
 # Jobs per queue and state: jobs_queue_state.
 QUEUE_COUNTS = "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
-# Every queue's pause and limit: the queues table is small.
-QUEUE_SETTINGS = "SELECT name, paused, max_running FROM queues"
+# Every queue's pause, limit and rate: the queues table is small.
+QUEUE_SETTINGS = "SELECT name, paused, max_running, rate_count, rate_period FROM queues"
 # Pause or resume a queue: the queues primary key.
 SET_PAUSED = (
     "INSERT INTO queues (name, paused) VALUES (?, ?)"

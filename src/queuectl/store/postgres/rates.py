@@ -1,0 +1,63 @@
+"""Rate limits on PostgreSQL: setting a queue's rate, and reading the start log that the
+claim writes and checks (see claims.py and store.sql.closed_queues)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from queuectl.core.rates import Rate
+from queuectl.store.postgres.connection import CHANNEL, NOTIFY, PostgresConnection
+from queuectl.store.postgres.rows import utc
+from queuectl.store.sql import RATE_LIMITED_WITH_WORK
+
+# Set or remove a queue's rate limit: the queues primary key.
+SET_RATE = (
+    "INSERT INTO queues (name, rate_count, rate_period) VALUES (%s, %s, %s)"
+    " ON CONFLICT (name) DO UPDATE SET rate_count = excluded.rate_count,"
+    " rate_period = excluded.rate_period"
+)
+# Forget a queue's starts (its rate limit is gone): queue_starts_queue.
+FORGET_STARTS = "DELETE FROM queue_starts WHERE queue = %s"
+# The nth newest start of a queue's jobs: queue_starts_queue.
+RECENT_START = (
+    "SELECT started_at FROM queue_starts WHERE queue = %s"
+    " ORDER BY started_at DESC LIMIT 1 OFFSET %s"
+)
+# Seconds, by the server's clock, until the nth newest start of a queue is one period old.
+SLOT_WAIT = (
+    "SELECT extract(epoch FROM started_at - now())::float8 + %s FROM queue_starts"
+    " WHERE queue = %s ORDER BY started_at DESC LIMIT 1 OFFSET %s"
+)
+
+
+class PostgresRates(PostgresConnection):
+    """Queue rate limits and their start log."""
+
+    def set_queue_rate(self, name: str, rate: Rate | None) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                SET_RATE, (name, rate.count, rate.period) if rate else (name, None, None)
+            )
+            if rate is None:
+                cursor.execute(FORGET_STARTS, (name,))
+            # A raised or removed rate may open the queue: idle workers should look now.
+            cursor.execute(NOTIFY, (CHANNEL,))
+        self._limits_read_at = float("-inf")
+
+    def recent_start(self, queue: str, nth: int) -> datetime | None:
+        rows = self._read(RECENT_START, (queue, nth - 1))
+        return utc(rows[0][0]) if rows else None
+
+    def _next_rate_slots(self, queues: Sequence[str] | None) -> list[float]:
+        """Seconds until each queue with work that only its rate limit keeps closed
+        opens again: until the start that must leave its window is one period old."""
+        names, params = "", []
+        if queues:
+            names, params = " AND name = ANY(%s)", [list(queues)]
+        slots = []
+        for name, count, period in self._read(RATE_LIMITED_WITH_WORK + names, params):
+            rows = self._read(SLOT_WAIT, (float(period), name, count - 1))
+            if rows and rows[0][0] > 0:
+                slots.append(float(rows[0][0]))
+        return slots
