@@ -46,6 +46,7 @@ from queuectl.store.base import (
 )
 
 if TYPE_CHECKING:
+    from queuectl.core.rates import Rate
     from queuectl.core.why import Explanation
 
 
@@ -147,7 +148,7 @@ class QueueService:
     def explain(self, job_id: str) -> Explanation:
         """Why a job is not running now (`queuectl why`): reads only, changes nothing, so
         that a stale claim is shown as it is rather than rescued on the way."""
-        from queuectl.core.why import JobFacts, QueueFacts, explain
+        from queuectl.core.why import JobFacts, QueueFacts, explain, rate_facts
 
         job = self.get_job(job_id)
         queue = next((info for info in self.store.list_queues() if info.name == job.queue), None)
@@ -172,6 +173,7 @@ class QueueService:
                 queue.paused if queue else False,
                 queue.max_running if queue else None,
                 running,
+                *rate_facts(job.queue, queue.rate if queue else None, self.store.recent_start),
             ),
             workers=tuple(self.active_workers()),
             holder=holder,
@@ -310,6 +312,11 @@ class QueueService:
         if max_running is not None and max_running < 0:
             raise UsageError("a queue limit must be >= 0 (or `none` to remove it)")
         self.store.set_queue_limit(check_queue(name), max_running)
+
+    def rate_queue(self, name: str, rate: Rate | None) -> None:
+        """At most rate.count starts of the queue's jobs in any window of rate.period
+        seconds, across all workers and hosts (`queue rate`); None removes it."""
+        self.store.set_queue_rate(check_queue(name), rate)
 
     def rescue_stale(self, current: Settings | None = None) -> list[Job]:
         """Fail the runs of workers whose heartbeat is older than lease-timeout (SPEC 2.2).

@@ -21,6 +21,7 @@ import pytest
 from queuectl.core.errors import DuplicateDedupeKey
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, Job, JobState, NewJob
+from queuectl.core.rates import Rate
 from queuectl.core.schedule import Schedule
 from queuectl.scheduling import ScheduleService
 from queuectl.store import open_store
@@ -121,6 +122,7 @@ def fill(store: Store) -> None:
     schedule, config and queue settings."""
     store.set_config("backoff-base", "7")
     store.set_queue_limit("reports", 2)
+    store.set_queue_rate("reports", Rate(30, 60))
     store.set_queue_paused("slow", True)
     store.register_worker(WORKER, "host", 1, None)
     for job in [

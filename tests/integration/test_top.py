@@ -160,6 +160,7 @@ def test_top_shows_the_counts_and_follows_the_queue(q: Queuectl, top: TopScreen)
         q.enqueue(id=f"quick-{n}", command="true")
     q.ok("queue", "pause", "paused-queue")
     q.ok("queue", "limit", "default", "2")
+    q.ok("queue", "rate", "default", "30/m")
     top.start("--interval", "0.5")
     screen = top.wait_for(lambda text: re.search(count("Pending", 3), text), "3 pending jobs")
     assert re.search(r"^queuectl top\s+3 jobs, 0 workers, 2 queues", screen, re.M), screen
@@ -167,7 +168,7 @@ def test_top_shows_the_counts_and_follows_the_queue(q: Queuectl, top: TopScreen)
     assert re.search(count("Completed", 0), screen), screen
     assert "No active workers" in screen
     queues = section(screen, "Queues")
-    assert re.search(r"default\s+3\s+0\s+0\s+0\s+0\s+limit 2", queues), queues
+    assert re.search(r"default\s+3\s+0\s+0\s+0\s+0\s+limit 2 rate 30/m", queues), queues
     assert re.search(r"paused-queue\s+0\s+0\s+0\s+0\s+0\s+paused", queues), queues
     footer = screen.rstrip().splitlines()[-1]
     assert f"store: {q.target}" in footer, footer

@@ -13,6 +13,7 @@ from queuectl.cli.commands.top import refresh
 from queuectl.cli.live import Snapshot, sparkline, view
 from queuectl.core.errors import StoreUnavailable
 from queuectl.core.models import Job, JobState, WorkerInfo
+from queuectl.core.rates import Rate
 from queuectl.service import QueueService
 from queuectl.store.base import QueueInfo, ThroughputBucket
 
@@ -121,7 +122,13 @@ def snapshot(workers: int = 2, queues: int = 2, failures: int = 3) -> Snapshot:
         now=NOW,
         counts=dict.fromkeys(JobState, 0) | {JobState.PENDING: 4, JobState.DEAD: failures},
         queues=[
-            QueueInfo(f"queue-{n}", n == 0, 2 if n == 1 else None, dict.fromkeys(JobState, n))
+            QueueInfo(
+                f"queue-{n}",
+                n == 0,
+                2 if n == 1 else None,
+                dict.fromkeys(JobState, n),
+                Rate(30, 60) if n == 1 else None,
+            )
             for n in range(queues)
         ],
         throughput=[
@@ -163,7 +170,7 @@ def test_view_shows_every_section_on_a_wide_screen() -> None:
     assert re.search(r"│ Completed\s+0\s+(▁▄▆█){7}▁▄\s+43\s", screen)  # one a minute
     assert re.search(r"│ Failed\s+0\s+▁+█\s+1\s", screen)
     assert re.search(r"queue-0\s+0\s+0\s+0\s+0\s+0\s+paused", screen)
-    assert re.search(r"queue-1\s+1\s+1\s+1\s+1\s+1\s+limit 2", screen)
+    assert re.search(r"queue-1\s+1\s+1\s+1\s+1\s+1\s+limit 2 rate 30/m", screen)
     assert "Workers (2 active)" in screen
     assert re.search(r"worker-0\s+host-a\s+100\s+1m 0s\s+busy-job\s+1m 5s\s+sleep 30", screen)
     assert re.search(r"worker-1\s+host-a\s+101\s+2m 0s\s+idle", screen)

@@ -231,6 +231,8 @@ def _queues_panel(snapshot: Snapshot, rows: int, height: int) -> RenderableType:
             marks.append(Text("paused", style="bold yellow"))
         if queue.max_running is not None:
             marks.append(Text(f"limit {queue.max_running}", style="magenta"))
+        if queue.rate is not None:
+            marks.append(Text(f"rate {queue.rate}", style="magenta"))
         table.add_row(
             Text(queue.name),
             *(Text(str(queue.counts[state])) for _, state in QUEUE_COLUMNS),

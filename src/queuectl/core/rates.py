@@ -20,6 +20,7 @@ UNITS = {
     "hour": 3600,
 }
 LETTERS = {1: "s", 60: "m", 3600: "h"}
+WORDS = {1: "second", 60: "minute", 3600: "hour"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,11 @@ class Rate:
     def __str__(self) -> str:
         """`30/m`: what `queue rate` accepts and `queue list` shows."""
         return f"{self.count}/{LETTERS.get(self.period, f'{self.period}s')}"
+
+    def describe(self) -> str:
+        """`30 job starts per minute`."""
+        per = WORDS.get(self.period, f"{self.period} seconds")
+        return f"{self.count} job start{'' if self.count == 1 else 's'} per {per}"
 
 
 def parse_rate(text: str) -> Rate | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from queuectl.core.clock import format_timestamp
 from queuectl.core.durations import format_span
 from queuectl.core.models import Job, JobState, WorkerInfo
+from queuectl.core.rates import Rate
 
 HEARTBEAT_INTERVAL_MAX = 2.0  # seconds; workers beat every min(lease-timeout / 3, this)
 STALE_AFTER_BEATS = 2  # a heartbeat older than this many intervals (+1 s) counts as stale
@@ -21,6 +22,9 @@ class QueueFacts:
     paused: bool
     max_running: int | None  # None: no limit
     running: tuple[tuple[str, str | None], ...]  # (job id, worker id) of its processing jobs
+    rate: Rate | None = None  # None: no rate limit
+    # When the window next loses the start that keeps it full (None: it is not full).
+    rate_opens_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class JobFacts:
 @dataclass(frozen=True, slots=True)
 class Reason:
     code: str  # finished, running, stale_worker, scheduled, retry_wait, dependencies,
-    # queue_paused, queue_full, no_worker, runnable
+    # queue_paused, queue_full, queue_rate, no_worker, runnable
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -159,7 +163,7 @@ def _is_stale(beat: datetime, now: datetime, lease_timeout: float) -> bool:
 
 def _blockers(facts: JobFacts) -> list[Reason]:
     reasons = []
-    for check in (_not_due, _dependencies, _queue_paused, _queue_full, _no_worker):
+    for check in (_not_due, _dependencies, _queue_paused, _queue_full, _queue_rate, _no_worker):
         reason = check(facts)
         if reason is not None:
             reasons.append(reason)
@@ -228,6 +232,33 @@ def _queue_full(facts: JobFacts) -> Reason | None:
         "held_by": [{"job_id": job_id, "worker_id": worker} for job_id, worker in queue.running],
     }
     return Reason("queue_full", message, details)
+
+
+def rate_facts(
+    queue: str, rate: Rate | None, recent_start: Callable[[str, int], datetime | None]
+) -> tuple[Rate | None, datetime | None]:
+    """QueueFacts.rate and .rate_opens_at, from the queue's rate and its start log: a
+    window holding rate.count starts opens when the oldest of them is a period old."""
+    if rate is None:
+        return None, None
+    start = recent_start(queue, rate.count)
+    return rate, start + timedelta(seconds=rate.period) if start is not None else None
+
+
+def _queue_rate(facts: JobFacts) -> Reason | None:
+    queue, now = facts.queue, facts.now
+    if queue.rate is None or queue.rate_opens_at is None or queue.rate_opens_at <= now:
+        return None
+    message = (
+        f"queue {queue.name} has used its rate limit of {queue.rate} (job starts): "
+        f"the next slot opens {_when(queue.rate_opens_at, now)}"
+    )
+    details = {
+        "queue": queue.name,
+        "rate": str(queue.rate),
+        "next_slot_at": format_timestamp(queue.rate_opens_at),
+    }
+    return Reason("queue_rate", message, details)
 
 
 def _no_worker(facts: JobFacts) -> Reason | None:

@@ -12,13 +12,14 @@ CARRIED_TABLES = {
     "attempts": "the history of each job record",
     "job_dependencies": "rebuilt on import from each job's depends_on",
     "config": "the config record",
-    "queues": "queue records (pause, limit)",
+    "queues": "queue records (pause, limit, rate limit)",
     "schedules": "schedule records",
 }
 # Tables that stay with their store.
 LEFT_BEHIND = {
     "workers": "the processes of the source store: they do not move with it",
     "queuectl_schema": "the schema version (PostgreSQL): the target has its own",
+    "queue_starts": "recent starts of rate-limited queues' jobs: they age out within a period",
 }
 # Columns of carried tables that no field of the record holds: import recomputes them.
 DERIVED_COLUMNS = {

@@ -119,6 +119,7 @@ class Queue(BaseModel):
     name: str
     paused: bool
     max_running: int | None
+    rate: str | None = Field(description="rate limit: at most N job starts per s, m or h")
     counts: dict[str, int]
 
 

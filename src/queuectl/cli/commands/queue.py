@@ -1,4 +1,4 @@
-"""`queuectl queue list|pause|resume|limit`: named queues and their controls."""
+"""`queuectl queue list|pause|resume|limit|rate`: named queues and their controls."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from queuectl.core.errors import UsageError
 
 
 def register(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser("queue", help="queues: list, pause, resume, limit")
+    parser = subparsers.add_parser("queue", help="queues: list, pause, resume, limit, rate")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    listing = commands.add_parser("list", help="every queue with its counts, pause and limit")
+    listing = commands.add_parser("list", help="every queue with its counts, pause, limit and rate")
     add_json_flag(listing)
     listing.set_defaults(handler=run_list)
     pause = commands.add_parser("pause", help="start nothing new from a queue")
@@ -27,6 +27,12 @@ def register(subparsers: Subparsers) -> None:
     limit.add_argument("name", metavar="Q")
     limit.add_argument("limit", metavar="N", help="a number, or `none` to remove the limit")
     limit.set_defaults(handler=run_limit)
+    rate = commands.add_parser(
+        "rate", help="start at most N jobs of a queue per second, minute or hour, across all hosts"
+    )
+    rate.add_argument("name", metavar="Q")
+    rate.add_argument("rate", metavar="N/UNIT", help="30/m, 5/s, 100/h, or `none` to remove it")
+    rate.set_defaults(handler=run_rate)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -45,13 +51,20 @@ def run_list(args: argparse.Namespace) -> int:
     from queuectl.cli.render import console
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("QUEUE", "PAUSED", "LIMIT", *(state.value.upper() for state in JobState)):
+    for name in (
+        "QUEUE",
+        "PAUSED",
+        "LIMIT",
+        "RATE",
+        *(state.value.upper() for state in JobState),
+    ):
         table.add_column(name, no_wrap=True, justify="left" if name == "QUEUE" else "right")
     for queue in queues:
         table.add_row(
             queue.name,
             "yes" if queue.paused else "no",
             "-" if queue.max_running is None else str(queue.max_running),
+            "-" if queue.rate is None else str(queue.rate),
             *(str(queue.counts[state]) for state in JobState),
         )
     console().print(table, markup=False)
@@ -76,5 +89,17 @@ def run_limit(args: argparse.Namespace) -> int:
     print(
         f"Queue {args.name}: "
         + ("no limit." if limit is None else f"at most {limit} running at once.")
+    )
+    return 0
+
+
+def run_rate(args: argparse.Namespace) -> int:
+    from queuectl.core.rates import parse_rate
+
+    rate = parse_rate(args.rate)  # a bad rate is refused before the store is opened
+    open_service(args, create=True).rate_queue(args.name, rate)
+    print(
+        f"Queue {args.name}: "
+        + ("no rate limit." if rate is None else f"at most {rate.describe()}.")
     )
     return 0

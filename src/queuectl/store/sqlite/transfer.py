@@ -26,7 +26,9 @@ JOBS_AFTER = f"SELECT seq, {JOB_COLUMNS} FROM jobs WHERE seq > ?{{states}} ORDER
 # The histories of a batch of jobs (? marks appended): attempts_job.
 HISTORIES = f"SELECT {ATTEMPT_COLUMNS}, output FROM attempts WHERE job_id IN "
 # Every queue's settings, by name: the queues primary key.
-QUEUE_SETTINGS = "SELECT name, paused, max_running FROM queues ORDER BY name"
+QUEUE_SETTINGS = (
+    "SELECT name, paused, max_running, rate_count, rate_period FROM queues ORDER BY name"
+)
 # How many attempts the store holds: a count over attempts (a check after a copy).
 COUNT_ATTEMPTS = "SELECT count(*) FROM attempts"
 # Whether a job id is taken: jobs.id (unique).
@@ -37,9 +39,11 @@ INSERT_EDGE = (
 )
 # A queue's settings as they were: the queues primary key.
 SET_QUEUE = (
-    "INSERT INTO queues (name, paused, max_running) VALUES (?, ?, ?)"
+    "INSERT INTO queues (name, paused, max_running, rate_count, rate_period)"
+    " VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
-    " max_running = excluded.max_running"
+    " max_running = excluded.max_running, rate_count = excluded.rate_count,"
+    " rate_period = excluded.rate_period"
 )
 # Whether a schedule name is taken: the schedules primary key.
 HAS_SCHEDULE = "SELECT 1 FROM schedules WHERE name = ?"
@@ -70,7 +74,7 @@ class SqliteTransfer(SqliteConnection):
 
     def list_queue_settings(self) -> list[QueueSetting]:
         rows = self._read(QUEUE_SETTINGS)
-        return [QueueSetting(name, bool(paused), limit) for name, paused, limit in rows]
+        return [QueueSetting(row[0], bool(row[1]), *row[2:]) for row in rows]
 
     def count_attempts(self) -> int:
         return int(self._read(COUNT_ATTEMPTS)[0][0])
@@ -120,7 +124,10 @@ class SqliteContentsWriter:
         self.conn.execute(SET_CONFIG, (key, value))
 
     def set_queue(self, queue: QueueSetting) -> None:
-        self.conn.execute(SET_QUEUE, (queue.name, queue.paused, queue.max_running))
+        self.conn.execute(
+            SET_QUEUE,
+            (queue.name, queue.paused, queue.max_running, queue.rate_count, queue.rate_period),
+        )
 
     def has_schedule(self, name: str) -> bool:
         return self.conn.execute(HAS_SCHEDULE, (name,)).fetchone() is not None
