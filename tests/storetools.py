@@ -133,3 +133,26 @@ def columns(conn: Any, table: str) -> set[str]:
         (table,),
     ).fetchall()
     return {row[0] for row in rows}
+
+
+def age_starts(target: str, queue: str, seconds: float) -> None:
+    """Make the logged starts of a rate-limited queue `seconds` older, as if that much time
+    had passed since: its window moves on without the test waiting for it."""
+    if target.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as server:
+            changed = server.execute(
+                "UPDATE queuectl.queue_starts"
+                " SET started_at = started_at - %(age)s * interval '1 second'"
+                " WHERE queue = %(queue)s",
+                {"age": seconds, "queue": queue},
+            ).rowcount
+    else:
+        path = target.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(path)) as database, database:
+            changed = database.execute(
+                "UPDATE queue_starts SET started_at = started_at - ? WHERE queue = ?",
+                (seconds, queue),
+            ).rowcount
+    assert changed, f"no starts of queue {queue!r} to age"
