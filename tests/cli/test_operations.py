@@ -120,6 +120,12 @@ REFUSED: list[tuple[list[str], int, str, bool]] = [
     (["queue", "limit", "default", "x"], 2, "'x'", False),
     (["queue", "limit", "default", "1.5"], 2, "'1.5'", False),
     (["queue", "limit", "a b", "1"], 2, "queue", False),
+    (["queue", "rate", "default", "0/m"], 2, "from 1 to", False),
+    (["queue", "rate", "default", "30"], 2, "'30'", False),
+    (["queue", "rate", "default", "30/d"], 2, "N/s, N/m or N/h", False),
+    (["queue", "rate", "default", "1.5/s"], 2, "whole number", False),
+    (["queue", "rate", "default", "x/m"], 2, "'x/m'", False),
+    (["queue", "rate", "a b", "5/s"], 2, "queue", False),
     (["queue", "pause", "a b"], 2, "queue", False),
     (["queue", "resume", ""], 2, "queue", False),
     (["wait", "nope"], 1, "'nope'", False),
@@ -524,19 +530,48 @@ def test_queue_list_pause_resume_and_limit(q: Queuectl) -> None:
     assert q.ok("queue", "limit", "default", "2") == "Queue default: at most 2 running at once.\n"
     assert q.ok("queue", "pause", "idle") == "Queue idle paused.\n"  # no jobs yet: listed too
     assert q.json("queue", "list") == [
-        {"name": "default", "paused": False, "max_running": 2, "counts": counts(cancelled=1)},
-        {"name": "idle", "paused": True, "max_running": None, "counts": counts()},
-        {"name": "mail", "paused": True, "max_running": None, "counts": counts(pending=2)},
+        {
+            "name": "default",
+            "paused": False,
+            "max_running": 2,
+            "rate": None,
+            "counts": counts(cancelled=1),
+        },
+        {"name": "idle", "paused": True, "max_running": None, "rate": None, "counts": counts()},
+        {
+            "name": "mail",
+            "paused": True,
+            "max_running": None,
+            "rate": None,
+            "counts": counts(pending=2),
+        },
     ]
     table = [line.split() for line in q.ok("queue", "list").splitlines()]
     rows = {words[0]: words[1:] for words in table if words[:1] in (["default"], ["mail"])}
-    assert rows["default"] == ["no", "2", "0", "0", "0", "0", "0", "1"]
-    assert rows["mail"] == ["yes", "-", "2", "0", "0", "0", "0", "0"]
+    assert rows["default"] == ["no", "2", "-", "0", "0", "0", "0", "0", "1"]
+    assert rows["mail"] == ["yes", "-", "-", "2", "0", "0", "0", "0", "0"]
     assert q.ok("queue", "resume", "mail") == "Queue mail resumed.\n"
     assert q.ok("queue", "limit", "default", "none") == "Queue default: no limit.\n"
     listed = {queue["name"]: queue for queue in q.json("queue", "list")}
     assert (listed["mail"]["paused"], listed["default"]["max_running"]) == (False, None)
     assert q.ok("queue", "limit", "mail", "0") == "Queue mail: at most 0 running at once.\n"
+
+
+def test_queue_rate_is_set_listed_and_removed(q: Queuectl) -> None:
+    said = q.ok("queue", "rate", "api", "30/m")
+    assert said == "Queue api: at most 30 job starts per minute.\n"
+    assert q.ok("queue", "rate", "mail", "1/Hour") == "Queue mail: at most 1 job start per hour.\n"
+    assert q.ok("queue", "rate", "mail", "5/s") == "Queue mail: at most 5 job starts per second.\n"
+    q.ok("queue", "limit", "mail", "2")
+    listed = {queue["name"]: queue for queue in q.json("queue", "list")}
+    assert (listed["api"]["rate"], listed["api"]["max_running"]) == ("30/m", None)
+    assert (listed["mail"]["rate"], listed["mail"]["max_running"]) == ("5/s", 2)
+    table = [line.split() for line in q.ok("queue", "list").splitlines()]
+    rows = {words[0]: words[1:4] for words in table if words[:1] in (["api"], ["mail"])}
+    assert rows == {"api": ["no", "-", "30/m"], "mail": ["no", "2", "5/s"]}
+    assert q.ok("queue", "rate", "api", "none") == "Queue api: no rate limit.\n"
+    listed = {queue["name"]: queue for queue in q.json("queue", "list")}
+    assert listed["api"]["rate"] is None
 
 
 # -- completion and --version ---------------------------------------------------------------
@@ -570,7 +605,7 @@ def test_completion_script_registers_with_bash(q_sqlite: Queuectl) -> None:
     [
         ("queuectl ca", ["cancel"]),
         ("queuectl dlq ", ["list", "purge", "retry"]),
-        ("queuectl queue ", ["limit", "list", "pause", "resume"]),
+        ("queuectl queue ", ["limit", "list", "pause", "rate", "resume"]),
         ("queuectl prune --d", ["--dry-run"]),
         ("queuectl --d", ["--db"]),
     ],

@@ -178,6 +178,29 @@ def test_why_queue_at_its_limit_names_who_holds_the_slots(q: Queuectl) -> None:
     assert full["max_running"] == 1
 
 
+def test_why_queue_out_of_starts_names_its_rate_and_the_next_slot(q: Queuectl) -> None:
+    register(q, "w-busy")
+    q.ok("queue", "rate", "api", "2/h")
+    for job_id in ("call-1", "call-2", "call-3"):
+        q.ok("add", "--id", job_id, "--queue", "api", "--", "true")
+    assert [claim(q, "w-busy") for _ in range(2)] == ["call-1", "call-2"]
+    first_start = parse_time(q.json("show", "call-1")["started_at"])
+    text, explained = why(q, "call-3", alive="w-busy")
+    assert re.search(
+        r"queue api has started as many jobs as its rate limit allows \(2/h\): "
+        r"the next slot opens at \S+ \(in (59m \d+s|1h 0m)\)",
+        text,
+    ), text
+    assert codes(explained) == ["queue_rate"]
+    spent = reason(explained, "queue_rate")
+    assert (spent["queue"], spent["rate"]) == ("api", "2/h")
+    # The oldest start in the window, one period on.
+    assert parse_time(spent["next_slot_at"]) == first_start + timedelta(hours=1)
+    q.ok("queue", "rate", "api", "3/h")
+    _, explained = why(q, "call-3", alive="w-busy")
+    assert codes(explained) == ["runnable"]
+
+
 def test_why_several_reasons_are_all_given(q: Queuectl) -> None:
     q.ok("add", "--id", "first", "--", "true")
     q.ok("add", "--id", "second", "--delay", "1h", "--after", "first", "--", "true")

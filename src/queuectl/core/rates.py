@@ -47,7 +47,7 @@ def parse_rate(text: str) -> Rate | None:
     problem = None
     if not slash or unit not in UNITS:
         problem = "expected N/s, N/m or N/h (or none)"
-    elif not count.strip().isdigit() or not 1 <= int(count) <= MAX_COUNT:
+    elif not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= MAX_COUNT:
         problem = f"N must be a whole number from 1 to {MAX_COUNT}"
     if problem is not None:
         raise UsageError(f"invalid rate {text!r}: {problem}")

@@ -250,8 +250,8 @@ def _queue_rate(facts: JobFacts) -> Reason | None:
     if queue.rate is None or queue.rate_opens_at is None or queue.rate_opens_at <= now:
         return None
     message = (
-        f"queue {queue.name} has used its rate limit of {queue.rate} (job starts): "
-        f"the next slot opens {_when(queue.rate_opens_at, now)}"
+        f"queue {queue.name} has started as many jobs as its rate limit allows "
+        f"({queue.rate}): the next slot opens {_when(queue.rate_opens_at, now)}"
     )
     details = {
         "queue": queue.name,
