@@ -218,10 +218,12 @@ def test_throughput_counts_finished_attempts_per_minute(client: TestClient, q: Q
 
 def test_queues_lists_counts(client: TestClient, q: Queuectl) -> None:
     enqueue_all(q, {"command": "true", "queue": "mail"}, {"command": "true"})
+    q.ok("queue", "rate", "mail", "100/h")
     queues = {queue["name"]: queue for queue in client.get("/api/queues").json()}
     assert set(queues) == {"default", "mail"}
     assert queues["mail"]["counts"]["pending"] == 1
     assert queues["mail"]["paused"] is False
+    assert (queues["mail"]["rate"], queues["default"]["rate"]) == ("100/h", None)
 
 
 # -- changing jobs ----------------------------------------------------------------------

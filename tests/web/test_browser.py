@@ -220,3 +220,21 @@ def test_page_without_the_token_is_read_only(q: Queuectl, page: Page) -> None:
     expect(page.locator('#enqueue button[type="submit"]')).to_be_disabled()
     page.close()  # before the server goes: its refresh would find nobody there
     assert server.stop() == 0
+
+
+def test_dashboard_shows_each_queues_limit_and_rate_limit(q: Queuectl, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    enqueue_all(q, {"command": "true", "queue": "api"}, {"command": "true"})
+    q.ok("queue", "limit", "api", "2")
+    q.ok("queue", "rate", "api", "30/m")
+    server: Server = start_dashboard(q)
+    page.goto(server.base)
+    api = page.locator('#queues tr[data-queue="api"]')
+    expect(api.locator('[data-field="limit"]')).to_have_text("2")
+    expect(api.locator('[data-field="rate"]')).to_have_text("30/m")
+    expect(page.locator('#queues tr[data-queue="default"] [data-field="rate"]')).to_have_text("–")
+    q.ok("queue", "rate", "api", "5/s")  # followed live
+    expect(api.locator('[data-field="rate"]')).to_have_text("5/s")
+    page.close()  # before the server goes: its refresh would find nobody there
+    assert server.stop() == 0

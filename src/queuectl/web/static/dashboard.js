@@ -168,6 +168,19 @@
     document.getElementById("worker-count").textContent = `${count} active`;
   }
 
+  function renderQueues(queues) {
+    const none = () => el("span", { class: "muted" }, "–");
+    const rows = queues.map((queue) => el("tr", { "data-queue": queue.name },
+      el("td", {}, queue.name),
+      el("td", {}, String(queue.counts.pending)),
+      el("td", {}, String(queue.counts.processing)),
+      el("td", {}, queue.paused ? "paused" : none()),
+      el("td", { "data-field": "limit" }, queue.max_running === null ? none() : String(queue.max_running)),
+      el("td", { "data-field": "rate" }, queue.rate === null ? none() : queue.rate)));
+    if (!rows.length) rows.push(el("tr", { class: "empty" }, el("td", { colspan: 6 }, "No queues yet.")));
+    document.querySelector("#queues tbody").replaceChildren(...rows);
+  }
+
   function actionButton(action, id, label, danger) {
     return guardButton(el("button", {
       type: "button", "data-action": action, "data-id": id, class: danger ? "small danger" : "small",
@@ -251,11 +264,13 @@
   }
 
   async function refreshIndex() {
-    const [status, page, throughput] = await Promise.all([
+    const [status, page, throughput, queues] = await Promise.all([
       api("GET", "/api/status"), api("GET", jobsPath()), api("GET", "/api/throughput?minutes=60"),
+      api("GET", "/api/queues"),
     ]);
     renderCounts(status);
     renderWorkers(status);
+    renderQueues(queues);
     renderJobs(page);
     renderChart(throughput.minutes);
   }
