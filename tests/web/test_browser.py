@@ -233,7 +233,8 @@ def test_dashboard_shows_each_queues_limit_and_rate_limit(q: Queuectl, page: Pag
     api = page.locator('#queues tr[data-queue="api"]')
     expect(api.locator('[data-field="limit"]')).to_have_text("2")
     expect(api.locator('[data-field="rate"]')).to_have_text("30/m")
-    expect(page.locator('#queues tr[data-queue="default"] [data-field="rate"]')).to_have_text("–")
+    no_rate = page.locator('#queues tr[data-queue="default"] [data-field="rate"]')
+    expect(no_rate).to_have_text("\N{EN DASH}")
     q.ok("queue", "rate", "api", "5/s")  # followed live
     expect(api.locator('[data-field="rate"]')).to_have_text("5/s")
     page.close()  # before the server goes: its refresh would find nobody there

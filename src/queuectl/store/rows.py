@@ -104,7 +104,8 @@ def queue_infos(
     infos = []
     for name in sorted(counts.keys() | settings.keys()):
         paused, limit, rate = settings.get(name, (False, None, None))
-        infos.append(QueueInfo(name, paused, limit, counts.get(name, dict.fromkeys(JobState, 0)), rate))
+        jobs = counts.get(name, dict.fromkeys(JobState, 0))
+        infos.append(QueueInfo(name, paused, limit, jobs, rate))
     return infos
 
 

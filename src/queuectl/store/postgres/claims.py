@@ -27,6 +27,10 @@ CANCELLED_WHILE_RUNNING = "cancelled while running"
 log = logging.getLogger("queuectl.store")
 
 
+# Queues closed to claims at the claim's clock (the CTE in CLAIM_SQL).
+CLOSED_AT_CLOCK = closed_queues("(SELECT at FROM clock) - queues.rate_period * interval '1 second'")
+
+
 # The claim in one statement, so one round trip: pick and lock the next due job (rows
 # other workers hold are skipped, not waited for), mark it, open its attempt row and
 # record it as the worker's current job. All of it commits or none of it does. The start
@@ -46,7 +50,7 @@ WITH clock AS (
     WHERE seq = (
         SELECT seq FROM jobs
         WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= now() {{queues}}
-            AND queue NOT IN ({closed_queues("(SELECT at FROM clock) - queues.rate_period * interval '1 second'")})
+            AND queue NOT IN ({CLOSED_AT_CLOCK})
         ORDER BY priority DESC, run_at, seq
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -126,9 +130,7 @@ COMMIT = "COMMIT"
 # Lock the limited queues' rows, so that claims from them take turns: the queues key.
 LOCK_LIMITED_QUEUES = "SELECT name FROM queues WHERE name = ANY(%s) ORDER BY name FOR UPDATE"
 # The names of the queues with a limit or a rate limit: the queues table is small.
-LIMITED_QUEUES = (
-    "SELECT name FROM queues WHERE max_running IS NOT NULL OR rate_count IS NOT NULL"
-)
+LIMITED_QUEUES = "SELECT name FROM queues WHERE max_running IS NOT NULL OR rate_count IS NOT NULL"
 # A job a worker holds: jobs_state (state, seq).
 HELD_BY = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND locked_by = %s"

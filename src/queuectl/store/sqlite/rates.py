@@ -21,9 +21,9 @@ SET_RATE = (
 FORGET_STARTS = "DELETE FROM queue_starts WHERE queue = ?"
 # The nth newest start of a queue's jobs: queue_starts_queue.
 RECENT_START = (
-    "SELECT started_at FROM queue_starts WHERE queue = ?"
-    " ORDER BY started_at DESC LIMIT 1 OFFSET ?"
+    "SELECT started_at FROM queue_starts WHERE queue = ? ORDER BY started_at DESC LIMIT 1 OFFSET ?"
 )
+
 
 class SqliteRates(SqliteConnection):
     """Queue rate limits and their start log."""
