@@ -37,8 +37,7 @@ CLOSED_AT_CLOCK = closed_queues("(SELECT at FROM clock) - queues.rate_period * i
 # is the clock read while the statement runs, not now() (when the transaction began, which
 # may be before it waited for a queue limit's lock): so a run never seems to start before
 # the run it waited for had ended. A queue's rate limit counts its starts up to that same
-# clock, and the start is logged when the queue has a rate (dropping the starts that left
-# its window). The pick reads jobs_claimable in claim order; the log, queue_starts_queue.
+# clock (_claim_in logs the start). The pick reads jobs_claimable in claim order.
 CLAIM_SQL = f"""
 WITH clock AS (
     SELECT clock_timestamp() AS at
@@ -61,15 +60,6 @@ WITH clock AS (
     SELECT id, attempts, %(worker)s, started_at FROM claimed
 ), holder AS (
     UPDATE workers SET current_job_id = claimed.id FROM claimed WHERE workers.id = %(worker)s
-), started AS (
-    INSERT INTO queue_starts (queue, started_at)
-    SELECT name, (SELECT at FROM clock) FROM queues
-    WHERE name = (SELECT queue FROM claimed) AND rate_count IS NOT NULL
-), aged AS (
-    DELETE FROM queue_starts WHERE queue_starts.queue = (SELECT queue FROM claimed)
-        AND queue_starts.started_at < (SELECT at FROM clock) - (
-            SELECT rate_period FROM queues WHERE name = (SELECT queue FROM claimed)
-        ) * interval '1 second'
 )
 SELECT {JOB_COLUMNS} FROM claimed
 """
@@ -129,8 +119,12 @@ BEGIN = "BEGIN"
 COMMIT = "COMMIT"
 # Lock the limited queues' rows, so that claims from them take turns: the queues key.
 LOCK_LIMITED_QUEUES = "SELECT name FROM queues WHERE name = ANY(%s) ORDER BY name FOR UPDATE"
-# The names of the queues with a limit or a rate limit: the queues table is small.
-LIMITED_QUEUES = "SELECT name FROM queues WHERE max_running IS NOT NULL OR rate_count IS NOT NULL"
+# The queues with a limit or a rate limit, and whether they have a rate: the queues table
+# is small.
+LIMITED_QUEUES = (
+    "SELECT name, rate_count IS NOT NULL FROM queues"
+    " WHERE max_running IS NOT NULL OR rate_count IS NOT NULL"
+)
 # A job a worker holds: jobs_state (state, seq).
 HELD_BY = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND locked_by = %s"
@@ -211,7 +205,10 @@ class PostgresClaims(PostgresDependencies, PostgresRates):
             cursor.execute(LOCK_LIMITED_QUEUES, (limited,))
         cursor.execute(*self._claim_statement(worker_id, queues))
         row = cursor.fetchone()
-        return job_of(row) if row else None
+        job = job_of(row) if row else None
+        if job is not None and job.queue in self._rated:
+            self._log_start(cursor, job)  # under the lock, so the next claim counts it
+        return job
 
     def _held_after_reconnect(self, worker_id: str) -> Job | None:
         """A job this worker holds although it is claiming (so it runs none): a claim
@@ -229,7 +226,9 @@ class PostgresClaims(PostgresDependencies, PostgresRates):
         """Names of queues with a limit or a rate limit, re-read at most every
         LIMITS_MAX_AGE seconds."""
         if time.monotonic() - self._limits_read_at > LIMITS_MAX_AGE:
-            self._limits = [r[0] for r in self._read(LIMITED_QUEUES)]
+            rows = self._read(LIMITED_QUEUES)
+            self._limits = [row[0] for row in rows]
+            self._rated = {row[0] for row in rows if row[1]}
             self._limits_read_at = time.monotonic()
         return self._limits
 

@@ -54,6 +54,7 @@ class PostgresConnection:
         # The queues that have a limit, as claims last read them; a limit set through
         # this store makes them read again at once.
         self._limits: list[str] = []
+        self._rated: set[str] = set()  # those of them with a rate limit
         self._limits_read_at = float("-inf")
         self._reconnect_failures = 0
         self._reconnect_at = 0.0  # monotonic time before which no reconnect is tried

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from queuectl.core.models import Job
 from queuectl.core.rates import Rate
-from queuectl.store.postgres.connection import CHANNEL, NOTIFY, PostgresConnection
+from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor, PostgresConnection
 from queuectl.store.postgres.rows import utc
 from queuectl.store.sql import RATE_LIMITED_WITH_WORK
 
@@ -17,6 +18,17 @@ SET_RATE = (
     " ON CONFLICT (name) DO UPDATE SET rate_count = excluded.rate_count,"
     " rate_period = excluded.rate_period"
 )
+# Log a start of a rate-limited queue's job, at the time the claim recorded, and drop the
+# starts that have left the queue's window: queue_starts_queue, the queues primary key.
+LOG_START = """
+WITH aged AS (
+    DELETE FROM queue_starts WHERE queue = %(queue)s AND started_at < %(at)s - (
+        SELECT rate_period FROM queues WHERE name = %(queue)s
+    ) * interval '1 second'
+)
+INSERT INTO queue_starts (queue, started_at)
+SELECT name, %(at)s FROM queues WHERE name = %(queue)s AND rate_count IS NOT NULL
+"""
 # Forget a queue's starts (its rate limit is gone): queue_starts_queue.
 FORGET_STARTS = "DELETE FROM queue_starts WHERE queue = %s"
 # The nth newest start of a queue's jobs: queue_starts_queue.
@@ -44,6 +56,10 @@ class PostgresRates(PostgresConnection):
             # A raised or removed rate may open the queue: idle workers should look now.
             cursor.execute(NOTIFY, (CHANNEL,))
         self._limits_read_at = float("-inf")
+
+    def _log_start(self, cursor: Cursor, job: Job) -> None:
+        """Record the claim of `job` in its queue's start log, in the claim's transaction."""
+        cursor.execute(LOG_START, {"queue": job.queue, "at": job.started_at})
 
     def recent_start(self, queue: str, nth: int) -> datetime | None:
         rows = self._read(RECENT_START, (queue, nth - 1))
