@@ -199,9 +199,9 @@ class PostgresClaims(PostgresDependencies, PostgresRates):
         """The claim inside the caller's transaction."""
         if limited:
             # A queue limit counts running jobs (a rate limit, starts), which concurrent
-            # claims cannot see: lock
-            # the limited queues' rows first, so such claims take turns. The claim that
-            # follows gets a fresh snapshot (READ COMMITTED) that sees the turns before.
+            # claims cannot see: lock the limited queues' rows first, so such claims take
+            # turns. The claim that follows gets a fresh snapshot (READ COMMITTED) that
+            # sees the turns before.
             cursor.execute(LOCK_LIMITED_QUEUES, (limited,))
         cursor.execute(*self._claim_statement(worker_id, queues))
         row = cursor.fetchone()
