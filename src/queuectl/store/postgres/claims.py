@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +21,6 @@ from queuectl.store.records import AttemptRecord
 from queuectl.store.rows import outcome_class
 from queuectl.store.sql import JOB_COLUMNS, closed_queues
 
-LIMITS_MAX_AGE = 1.0  # seconds a store trusts its list of queues that have a limit or rate
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 log = logging.getLogger("queuectl.store")
 
@@ -119,12 +117,6 @@ BEGIN = "BEGIN"
 COMMIT = "COMMIT"
 # Lock the limited queues' rows, so that claims from them take turns: the queues key.
 LOCK_LIMITED_QUEUES = "SELECT name FROM queues WHERE name = ANY(%s) ORDER BY name FOR UPDATE"
-# The queues with a limit or a rate limit, and whether they have a rate: the queues table
-# is small.
-LIMITED_QUEUES = (
-    "SELECT name, rate_count IS NOT NULL FROM queues"
-    " WHERE max_running IS NOT NULL OR rate_count IS NOT NULL"
-)
 # A job a worker holds: jobs_state (state, seq).
 HELD_BY = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND locked_by = %s"
@@ -221,16 +213,6 @@ class PostgresClaims(PostgresDependencies, PostgresRates):
             log.warning("job %s was claimed as the connection broke; running it", rows[0][0])
             return job_of(rows[0])
         return None
-
-    def _limited_queues(self) -> list[str]:
-        """Names of queues with a limit or a rate limit, re-read at most every
-        LIMITS_MAX_AGE seconds."""
-        if time.monotonic() - self._limits_read_at > LIMITS_MAX_AGE:
-            rows = self._read(LIMITED_QUEUES)
-            self._limits = [row[0] for row in rows]
-            self._rated = {row[0] for row in rows if row[1]}
-            self._limits_read_at = time.monotonic()
-        return self._limits
 
     def finish_attempt(
         self, job: Job, worker_id: str, outcome: Outcome, record: AttemptRecord

@@ -1,8 +1,10 @@
-"""Rate limits on PostgreSQL: setting a queue's rate, and reading the start log that the
-claim writes and checks (see claims.py and store.sql.closed_queues)."""
+"""Rate limits on PostgreSQL: setting a queue's rate, the start log that the claim checks
+(store.sql.closed_queues) and writes (claims.py), and the cached list of queues with a limit
+or a rate, whose claims take turns."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -12,6 +14,14 @@ from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor, Postgres
 from queuectl.store.postgres.rows import utc
 from queuectl.store.sql import RATE_LIMITED_WITH_WORK
 
+LIMITS_MAX_AGE = 1.0  # seconds a store trusts its list of queues that have a limit or rate
+
+# The queues with a limit or a rate limit, and whether they have a rate: the queues table
+# is small.
+LIMITED_QUEUES = (
+    "SELECT name, rate_count IS NOT NULL FROM queues"
+    " WHERE max_running IS NOT NULL OR rate_count IS NOT NULL"
+)
 # Set or remove a queue's rate limit: the queues primary key.
 SET_RATE = (
     "INSERT INTO queues (name, rate_count, rate_period) VALUES (%s, %s, %s)"
@@ -44,7 +54,18 @@ SLOT_WAIT = (
 
 
 class PostgresRates(PostgresConnection):
-    """Queue rate limits and their start log."""
+    """Queue rate limits and their start log, and which queues have a limit or a rate
+    (claims from those take turns)."""
+
+    def _limited_queues(self) -> list[str]:
+        """Names of queues with a limit or a rate limit, re-read at most every
+        LIMITS_MAX_AGE seconds."""
+        if time.monotonic() - self._limits_read_at > LIMITS_MAX_AGE:
+            rows = self._read(LIMITED_QUEUES)
+            self._limits = [row[0] for row in rows]
+            self._rated = {row[0] for row in rows if row[1]}
+            self._limits_read_at = time.monotonic()
+        return self._limits
 
     def set_queue_rate(self, name: str, rate: Rate | None) -> None:
         with self._transaction() as cursor:
