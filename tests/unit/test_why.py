@@ -11,9 +11,10 @@ import pytest
 from queuectl.core.errors import InvalidJobSpec
 from queuectl.core.fields import split_after
 from queuectl.core.models import Job, JobState, WorkerInfo
+from queuectl.core.rates import Rate
 from queuectl.core.settings import Settings
 from queuectl.core.spec import parse_job_json, parse_job_lines
-from queuectl.core.why import JobFacts, QueueFacts, explain
+from queuectl.core.why import JobFacts, QueueFacts, explain, rate_facts
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -109,6 +110,25 @@ def test_queue_limit_counts_its_holders() -> None:
     full = QueueFacts("default", False, 1, (("x", "w1"),))
     (reason,) = explain(facts(job(), queue=full)).reasons
     assert reason.message.endswith("held by x on w1")
+
+
+def test_a_rate_limit_blocks_until_its_next_slot_opens() -> None:
+    def starts(queue: str, nth: int) -> datetime | None:
+        return NOW - timedelta(seconds=20) if nth == 2 else None
+
+    rate, opens_at = rate_facts("api", Rate(2, 60), starts)
+    assert opens_at == NOW + timedelta(seconds=40)  # the 2nd newest start, a minute on
+    spent = QueueFacts("api", False, None, (), rate, opens_at)
+    (reason,) = explain(facts(job(), queue=spent)).reasons
+    assert reason.code == "queue_rate"
+    assert reason.message.endswith(
+        "(2/m): the next slot opens at 2026-03-01T12:00:40.000Z (in 40s)"
+    )
+    # Once the window has moved past that start, nothing holds the job back.
+    assert explain(facts(job(), queue=spent, now=opens_at)).runnable
+    # Fewer starts than the rate in the log: a slot is free.
+    assert rate_facts("api", Rate(3, 60), starts) == (Rate(3, 60), None)
+    assert rate_facts("api", None, starts) == (None, None)
 
 
 def test_depends_on_is_parsed_and_repeats_dropped() -> None:
