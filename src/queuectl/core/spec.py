@@ -25,6 +25,7 @@ from queuectl.core.fields import (
     json_type,
     parse_time,
 )
+from queuectl.core.flat_json import read_flat_object
 from queuectl.core.ids import new_job_id
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (enqueue start-up)
@@ -83,6 +84,10 @@ def parse_job_lines(
 
 def decode_job_object(text: str, line: int | None = None) -> dict[str, Any]:
     """The JSON object of one enqueue line, before its fields are checked."""
+    if line is None:  # one job (`enqueue '{...}'`): most are read without importing json
+        easy = read_flat_object(text)
+        if easy is not None:
+            return easy
     import json  # here, not at the top: only what decodes JSON pays for it
 
     try:
