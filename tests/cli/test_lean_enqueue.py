@@ -4,9 +4,8 @@ shell loop of enqueues pays per job (docs/BENCHMARKS.md, figure 2)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+from tests.cli.startup import traced
 from tests.conftest import Queuectl
 
 # What the lean path must not load: each costs a noticeable share of a bare interpreter's
@@ -15,17 +14,9 @@ HEAVY = {"json", "re", "dataclasses", "typing", "enum", "argparse", "queuectl.co
 
 
 def imported(q: Queuectl, *args: str) -> set[str]:
-    """The modules a `queuectl` command imported (python -X importtime)."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "queuectl", *args],
-        capture_output=True,
-        text=True,
-        env=q.env,
-        check=True,
-        timeout=60,
-    )
-    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
-    return {line.rsplit("|", 1)[1].strip() for line in lines}
+    result, modules = traced(q.env, *args)
+    assert result.returncode == 0, result.stderr
+    return modules
 
 
 def test_a_plain_enqueue_on_a_configured_store_loads_nothing_heavy(q_sqlite: Queuectl) -> None:
