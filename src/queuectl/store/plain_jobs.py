@@ -59,8 +59,7 @@ def env_text(env: dict[str, str] | None) -> str | None:
 
 def _has_unwritten_field(fields: dict[str, Any]) -> bool:
     """Set means anything but None or an empty list (no exit policy, no dependency)."""
-    return any(
-        value is not None and value != ()
-        for key, value in fields.items()
-        if key not in WRITTEN_FIELDS
-    )
+    for key, value in fields.items():
+        if value is not None and key not in WRITTEN_FIELDS and value != ():
+            return True
+    return False
