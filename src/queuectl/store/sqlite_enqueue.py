@@ -97,7 +97,7 @@ def _insert(conn: sqlite3.Connection, texts: Sequence[str], *, lines: bool) -> l
     return [job["id"] for job in jobs]
 
 
-def _insert_rows(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
     """The rows, in order, in statements of up to ROWS_PER_INSERT rows each."""
     limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // ROW_PARAMETERS
     size = max(1, min(ROWS_PER_INSERT, limit))
