@@ -20,7 +20,6 @@ from queuectl.store.plain_jobs import env_text, newest_migration, parse_plain_jo
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
 
 BUSY_TIMEOUT = 30.0  # seconds, as SqliteStore waits for the write lock
 BIG_BATCH = 1000  # rows; a batch larger than this gets a bigger page cache
@@ -73,10 +72,10 @@ def _insert(conn: sqlite3.Connection, texts: Sequence[str], *, lines: bool) -> l
             job["timeout"],
             now,
             now,
-            _timestamp(job["scheduled_at"]),
-            _timestamp(job["scheduled_at"]) or now,
+            None if job["scheduled_at"] is None else job["scheduled_at"].timestamp(),
+            now if job["scheduled_at"] is None else job["scheduled_at"].timestamp(),
             job["cwd"],
-            env_text(job["env"]),
+            None if job["env"] is None else env_text(job["env"]),
         )
         for job in jobs
     ]
@@ -107,7 +106,3 @@ def _insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -
         if len(chunk) != rows_in_statement:  # the first statement, and a shorter last one
             statement, rows_in_statement = INSERT + ", ".join([ROW] * len(chunk)), len(chunk)
         conn.execute(statement, list(chain.from_iterable(chunk)))
-
-
-def _timestamp(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
