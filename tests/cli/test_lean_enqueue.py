@@ -37,3 +37,15 @@ def test_a_job_json_cannot_read_alone_still_enqueues_the_lean_way(q_sqlite: Queu
     assert "queuectl.store.sqlite" not in modules
     job = q_sqlite.job("esc")
     assert (job["command"], job["timeout"]) == ('echo "a\tb"', 2.5)
+
+
+def test_lines_are_split_on_line_feeds_only(q_sqlite: Queuectl) -> None:
+    # U+2028 ends a line for str.splitlines, never for JSON lines; the last may have no end.
+    lines = '{"id": "a", "command": "echo \u2028"}\r\n{"id": "b", "command": "true"}'
+    assert q_sqlite.ok("enqueue", "-", input=lines) == "a\nb\n"
+    assert q_sqlite.job("a")["command"] == "echo \u2028"
+    bad = '{"id": "c", "command": "true"}\r\n\u2028\x0c\n{"command": 5}'
+    result = q_sqlite.run("enqueue", "-", input=bad)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: line 3: ")  # line 2 is blank (white space only)
+    assert q_sqlite.job_count() == 2
