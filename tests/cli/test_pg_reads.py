@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,6 @@ pytestmark = pytest.mark.postgres
 # A relative hint (`(3s ago)`, `(in 2m 5s)`, `uptime: 4s`): a second may tick between two runs.
 RELATIVE = re.compile(r"\((?:in )?\d+[smhd](?: \d+[smhd])?(?: ago)?\)|uptime: [^)]*")
 SHOWN = ["plain", "policy", "done", "dead", "running", "waiting"]
-
-
-@pytest.fixture
-def q_pg(tmp_path: Path) -> Iterator[Queuectl]:
-    with pgtools.fresh_database() as url:
-        handle = Queuectl(url, tmp_path / "home")
-        yield handle
-        handle.stop_all()
 
 
 def plant_jobs(q: Queuectl) -> None:
