@@ -6,41 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests import pgtools
+from tests.cli.startup import WITHOUT_PSYCOPG2, traced
 from tests.conftest import Queuectl
 
 pytestmark = pytest.mark.postgres
 
-WITHOUT_PSYCOPG2 = (
-    "import sys; sys.modules['psycopg2'] = None; from queuectl.cli import main; sys.exit(main())"
-)
-
-
-@pytest.fixture
-def q_pg(tmp_path: Path) -> Iterator[Queuectl]:
-    with pgtools.fresh_database() as url:
-        handle = Queuectl(url, tmp_path / "home")
-        yield handle
-        handle.stop_all()
-
 
 def imported(q: Queuectl, *args: str) -> set[str]:
     """The modules a `queuectl` command imported (python -X importtime)."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "queuectl", *args],
-        capture_output=True,
-        text=True,
-        env=q.env,
-        check=True,
-        timeout=60,
-    )
-    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
-    return {line.rsplit("|", 1)[1].strip() for line in lines}
+    result, modules = traced(q.env, *args)
+    assert result.returncode == 0, result.stderr
+    return modules
 
 
 def test_a_plain_enqueue_loads_neither_psycopg_nor_the_store(q_pg: Queuectl) -> None:

@@ -7,14 +7,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from queuectl.core.defaults import DEFAULT_JOB_TIMEOUT, DEFAULT_MAX_RETRIES
+from queuectl.core.defaults import (
+    DEFAULT_JOB_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    MAX_SETTING_SECONDS,
+    parse_job_timeout,
+    parse_max_retries,
+)
+from queuectl.core.defaults import (
+    display_number as _display,
+)
+from queuectl.core.defaults import (
+    number_parser as _parser,
+)
 from queuectl.core.durations import format_seconds, parse_seconds
 from queuectl.core.errors import InvalidConfig
 
-# The longest duration a setting may hold: far beyond any sane lease, timeout or backoff,
-# yet small enough for every store's interval arithmetic and for thread waits (issue 4:
-# a lease-timeout of 1e308 made every PostgreSQL command fail with "interval out of range").
-MAX_SETTING_SECONDS = 10 * 365 * 86400.0  # seconds (ten years)
 MAX_OUTPUT_LIMIT = 256 * 1024 * 1024  # bytes; SQLite refuses strings over about 1 GB
 
 
@@ -62,34 +70,6 @@ class ConfigKey:
         return self.key.replace("-", "_")
 
 
-def _number(text: str, *, minimum: float, inclusive: bool, integer: bool) -> float | int:
-    try:
-        value: float | int = int(text) if integer else float(text)
-    except ValueError:
-        kind = "a whole number" if integer else "a number"
-        raise InvalidConfig(f"{text!r} is not {kind}") from None
-    if not math.isfinite(value):
-        raise InvalidConfig(f"{text!r} is not a finite number")
-    if value < minimum or (value == minimum and not inclusive):
-        relation = ">=" if inclusive else ">"
-        raise InvalidConfig(f"{text!r} must be {relation} {_display(minimum)}")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return value
-
-
-def _parser(
-    minimum: float, *, inclusive: bool = True, integer: bool = False, maximum: float | None = None
-) -> Callable[[str], float | int]:
-    def parse(text: str) -> float | int:
-        value = _number(text.strip(), minimum=minimum, inclusive=inclusive, integer=integer)
-        if maximum is not None and value > maximum:
-            raise InvalidConfig(f"{text!r} must be <= {_display(maximum)}")
-        return value
-
-    return parse
-
-
 def _duration(text: str) -> float:
     seconds = parse_seconds(text)
     if seconds is None or not math.isfinite(seconds):
@@ -111,16 +91,12 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def _display(value: float | int) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 CONFIG_KEYS: dict[str, ConfigKey] = {
     spec.key: spec
     for spec in (
         ConfigKey(
             "max-retries",
-            _parser(0, integer=True, maximum=1000),
+            parse_max_retries,
             "default max_retries of new jobs (attempts before the DLQ)",
         ),
         ConfigKey("backoff-base", _parser(1), "retry delay = base ** attempts seconds"),
@@ -131,7 +107,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         ),
         ConfigKey(
             "job-timeout",
-            _parser(0, inclusive=False, maximum=MAX_SETTING_SECONDS),
+            parse_job_timeout,
             "default job timeout, seconds",
         ),
         ConfigKey(

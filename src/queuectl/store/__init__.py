@@ -9,10 +9,13 @@ from queuectl.core.errors import UsageError
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (enqueue start-up)
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
     from pathlib import Path
 
     from queuectl.core.clock import Clock
+    from queuectl.core.models import Attempt, Job, JobState, WorkerInfo
     from queuectl.store.base import Store
+    from queuectl.store.postgres.reads import PostgresReads
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -84,6 +87,40 @@ def quick_enqueue(target: str | None, texts: Sequence[str], *, lines: bool) -> l
     from queuectl.store.sqlite_enqueue import insert_plain_jobs
 
     return insert_plain_jobs(sqlite_file(target), texts, lines=lines)
+
+
+def quick_status(
+    target: str | None,
+) -> tuple[dict[JobState, int], list[WorkerInfo], datetime] | None:
+    """`status`'s counts, workers and time on the lean path where it applies (see
+    _quick_reads); None when it does not: then open_store() and QueueService do it."""
+    reads = _quick_reads(target)
+    if reads is None:
+        return None
+    with reads:
+        return reads.status()
+
+
+def quick_job(target: str | None, job_id: str) -> tuple[Job, list[Attempt], datetime] | None:
+    """`show`'s job, history and time on the lean path where it applies (see _quick_reads);
+    None when it does not, or no such job: then open_store() and QueueService do it."""
+    reads = _quick_reads(target)
+    if reads is None:
+        return None
+    with reads:
+        return reads.job(job_id)
+
+
+def _quick_reads(target: str | None) -> PostgresReads | None:
+    """Reads over psycopg2 for a PostgreSQL store at the current schema with no run to
+    rescue: psycopg 3, the full path's driver, alone takes longer to import than the
+    whole command on this path. SQLite's full path starts about as fast: None."""
+    target = target or default_target()
+    if not is_postgres(target):
+        return None
+    from queuectl.store.postgres.reads import open_reads
+
+    return open_reads(target)
 
 
 def is_default_location(target: str | None) -> bool:

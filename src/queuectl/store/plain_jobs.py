@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 
+from queuectl.core.defaults import StoredDefaults
 from queuectl.core.spec import parse_field_lines, parse_job_fields
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
-
-    from queuectl.core.spec import JobDefaults
 
 # What the stores' insert_jobs write for a plain job, by NewJob field. A field outside this
 # set (a newer feature's) that is set sends the job down the full path.
@@ -23,21 +22,13 @@ WRITTEN_FIELDS = frozenset(
 ).union(("id_generated",))
 
 
-class _Defaults:
-    """JobDefaults of a store with nothing configured: Settings' own defaults."""
-
-    def __init__(self, max_retries: int, job_timeout: float) -> None:
-        self.max_retries = max_retries
-        self.job_timeout = job_timeout
-
-
 def parse_plain_jobs(
     texts: Sequence[str], stored_config: Sequence[tuple[str, str]], *, lines: bool
 ) -> list[dict[str, Any]] | None:
     """The validated fields of each job (one JSON object, or JSON lines with `lines`);
     None when a job needs the full path. Bad input raises InvalidJobSpec exactly as the
     full path would."""
-    defaults = _defaults(stored_config)
+    defaults = StoredDefaults(stored_config)
     if lines:
         jobs = [fields for _, fields in parse_field_lines(texts, defaults)]
     else:
@@ -68,20 +59,7 @@ def env_text(env: dict[str, str] | None) -> str | None:
 
 def _has_unwritten_field(fields: dict[str, Any]) -> bool:
     """Set means anything but None or an empty list (no exit policy, no dependency)."""
-    return any(
-        value is not None and value != ()
-        for key, value in fields.items()
-        if key not in WRITTEN_FIELDS
-    )
-
-
-def _defaults(stored: Sequence[tuple[str, str]]) -> JobDefaults:
-    """The defaults of new jobs: Settings' own while nothing is configured, else whatever
-    Settings makes of the config table (any key may shape a new job, now or later)."""
-    if not stored:
-        from queuectl.core.defaults import DEFAULT_JOB_TIMEOUT, DEFAULT_MAX_RETRIES
-
-        return _Defaults(DEFAULT_MAX_RETRIES, DEFAULT_JOB_TIMEOUT)
-    from queuectl.core.settings import Settings  # a configured store: the full parsers
-
-    return Settings.from_stored(dict(stored))
+    for key, value in fields.items():
+        if value is not None and key not in WRITTEN_FIELDS and value != ():
+            return True
+    return False

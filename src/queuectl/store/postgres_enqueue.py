@@ -1,23 +1,19 @@
 """`enqueue` on PostgreSQL without the Store machinery, for what a shell loop runs once per
 job: its start-up is what users feel.
 
-psycopg 3, which PostgresStore needs for workers and the dashboard (notifications, pipeline
-mode), takes 150-300 ms to import: it loads asyncio, logging, importlib.metadata and its
-error tables whatever the command. psycopg2 on the same libpq imports in about 40 ms. This
-path uses it when it is installed, like store/sqlite_enqueue.py: the rules of core.spec,
-the columns PostgresStore.insert_jobs writes for a plain job, one durable transaction, and
-None (having written nothing) whenever the full path must decide: no psycopg2, a server
-that does not answer, a schema older or newer than this release's, a job field it does not
-write, a duplicate id or dedupe key (whose message names the line). The full path then
-does the whole command again, with the same rules.
-
-No session state, no prepared statements: it works through a transaction-pooling PgBouncer.
+It uses psycopg2 when it is installed (store/postgres_lean.py says why), like
+store/sqlite_enqueue.py: the rules of core.spec, the columns PostgresStore.insert_jobs
+writes for a plain job, one durable transaction, and None (having written nothing) whenever
+the full path must decide: no psycopg2, a server that does not answer, a schema older or
+newer than this release's, a job field it does not write, a duplicate id or dedupe key
+(whose message names the line). The full path then does the whole command again, with the
+same rules.
 """
 
 from __future__ import annotations
 
-from queuectl.store.plain_jobs import env_text, newest_migration, parse_plain_jobs
-from queuectl.store.postgres_url import APPLICATION_NAME, parse_url
+from queuectl.store import postgres_lean as lean
+from queuectl.store.plain_jobs import env_text, parse_plain_jobs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -26,7 +22,6 @@ if TYPE_CHECKING:
 
     from psycopg2.extensions import connection
 
-CONNECT_TIMEOUT = 10  # seconds, as PostgresStore waits, unless the URL says otherwise
 COPY_MIN_JOBS = 200  # as PostgresStore: from this many jobs on, COPY is quicker
 CHANNEL = "queuectl_jobs"  # as store.postgres.connection.CHANNEL (whose package imports psycopg)
 COLUMNS = (
@@ -51,20 +46,11 @@ def insert_plain_jobs(url: str, texts: Sequence[str], *, lines: bool) -> list[st
     """Validate and insert `texts`; the new ids in order, or None when the full path must
     do it. Bad input raises InvalidJobSpec exactly as the full path would, before anything
     is written."""
-    try:
-        import psycopg2
-    except ImportError:
+    conn = lean.connect(url)
+    if conn is None:
         return None
-    options = parse_url(url)
-    settings: dict[str, Any] = {}
-    if "connect_timeout" not in url:
-        settings["connect_timeout"] = CONNECT_TIMEOUT
-    if not options.has_application_name:
-        settings["application_name"] = APPLICATION_NAME
-    try:
-        conn = psycopg2.connect(options.conninfo, **settings)
-    except psycopg2.Error:
-        return None
+    import psycopg2  # imported by connect()
+
     try:
         return _insert(conn, texts, lines=lines)
     except (psycopg2.Error, ValueError):  # ValueError: text psycopg2 cannot send (a NUL)
@@ -74,18 +60,11 @@ def insert_plain_jobs(url: str, texts: Sequence[str], *, lines: bool) -> list[st
 
 
 def _insert(conn: connection, texts: Sequence[str], *, lines: bool) -> list[str] | None:
-    conn.autocommit = True  # each statement its own transaction, unless one is begun
     with conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT (SELECT max(version) FROM queuectl.queuectl_schema),"
-            " array(SELECT ARRAY[key, value] FROM queuectl.config)"
-        )
-        row = cursor.fetchone()
-        assert row is not None
-        version, stored = row
-        if version != newest_migration("postgres"):
+        stored = lean.current_config(cursor)
+        if stored is None:
             return None
-        jobs = parse_plain_jobs(texts, [(key, value) for key, value in stored], lines=lines)
+        jobs = parse_plain_jobs(texts, stored, lines=lines)
         if jobs is None:
             return None
         if len(jobs) < COPY_MIN_JOBS:

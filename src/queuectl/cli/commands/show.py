@@ -17,13 +17,17 @@ def register(subparsers: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from queuectl.cli.render import print_job
+    from queuectl.store import quick_job
 
-    service = open_service(args)
-    service.rescue_stale()
-    job = service.get_job(args.id)
-    history = service.job_history(job.id)
+    found = quick_job(args.db, args.id)
+    if found is None:
+        service = open_service(args)
+        service.rescue_stale()
+        job = service.get_job(args.id)
+        found = job, service.job_history(job.id), service.store.now()
+    job, history, now = found
     if args.json:
         print_json(job.to_json() | {"history": [attempt.to_json() for attempt in history]})
     else:
-        print_job(job, history, service.store.now())
+        print_job(job, history, now)
     return 0

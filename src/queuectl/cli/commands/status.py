@@ -12,7 +12,7 @@ from queuectl.cli.context import add_json_flag, open_service, print_json
 from queuectl.core.states import JobState
 
 if TYPE_CHECKING:
-    from queuectl.service import QueueService
+    from queuectl.service import QueueService, StatusReport
 
 WATCH_INTERVAL = 2.0  # seconds between two refreshes of `status --watch`
 CLEAR_SCREEN = "\033[H\033[2J"
@@ -30,6 +30,15 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.watch:
+        from queuectl.store import quick_status
+
+        found = quick_status(args.db)
+        if found is not None:
+            from queuectl.service import StatusReport
+
+            _print(StatusReport(*found), args.json)
+            return 0
     service = open_service(args)
     if not args.watch:
         _show(service, args.json)
@@ -47,10 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(service: QueueService, as_json: bool, *, compact: bool = False) -> None:
+    service.rescue_stale()
+    _print(service.status(), as_json, compact=compact)
+
+
+def _print(report: StatusReport, as_json: bool, *, compact: bool = False) -> None:
     from queuectl.cli.render import status_text
 
-    service.rescue_stale()
-    report = service.status()
     if as_json:
         jobs: dict[str, int] = {"total": report.total}
         jobs.update({state.value: report.counts[state] for state in JobState})

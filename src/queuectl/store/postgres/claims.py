@@ -17,6 +17,7 @@ from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor
 from queuectl.store.postgres.dependencies import PostgresDependencies
 from queuectl.store.postgres.rates import PostgresRates
 from queuectl.store.postgres.rows import job_of, without_nul
+from queuectl.store.postgres.statements import STALE_JOBS
 from queuectl.store.records import AttemptRecord
 from queuectl.store.rows import outcome_class
 from queuectl.store.sql import JOB_COLUMNS, closed_queues
@@ -121,15 +122,6 @@ LOCK_LIMITED_QUEUES = "SELECT name FROM queues WHERE name = ANY(%s) ORDER BY nam
 HELD_BY = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND locked_by = %s"
     " ORDER BY seq LIMIT 1"
-)
-# Processing jobs whose worker stopped or went silent, by the server's clock (hosts with
-# skewed clocks agree): jobs_state, then the workers key.
-STALE_JOBS = (
-    f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing' AND NOT EXISTS ("
-    " SELECT 1 FROM workers WHERE workers.id = jobs.locked_by"
-    " AND workers.status <> 'stopped'"
-    " AND workers.last_heartbeat >= now() - %s * interval '1 second')"
-    " ORDER BY seq"
 )
 # Whether a claim is still held: jobs.id.
 HOLDS_CLAIM = (

@@ -20,6 +20,7 @@ from queuectl.store.postgres.bulk import COPY_MIN_JOBS, copy_plain_jobs
 from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor
 from queuectl.store.postgres.dependencies import PostgresDependencies
 from queuectl.store.postgres.rows import job_of, utc
+from queuectl.store.postgres.statements import COUNT_BY_STATE, GET_JOB, LIST_ATTEMPTS
 from queuectl.store.records import AttemptOutput, JobFilter
 from queuectl.store.rows import (
     attempt_from_row,
@@ -27,7 +28,7 @@ from queuectl.store.rows import (
     first_repeated_key,
     state_counts,
 )
-from queuectl.store.sql import ATTEMPT_COLUMNS, DEDUPE_HELD, JOB_COLUMNS
+from queuectl.store.sql import DEDUPE_HELD, JOB_COLUMNS
 
 DELETE_BATCH = 500  # jobs deleted per transaction
 
@@ -61,10 +62,6 @@ KEY_HOLDER = (
 )
 # The first of some ids already taken: jobs.id (unique).
 FIRST_TAKEN_ID = "SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY seq LIMIT 1"
-# One job as stored: jobs.id (unique).
-GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s"
-# A job's history in order: attempts_job.
-LIST_ATTEMPTS = f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = %s ORDER BY seq"
 # The output of one attempt of a job, or of its latest: attempts_job.
 ATTEMPT_OUTPUT = (
     "SELECT attempt, worker_id, finished_at IS NOT NULL, output FROM attempts"
@@ -228,8 +225,7 @@ class PostgresJobs(PostgresDependencies):
 
     def count_jobs_by_state(self, job_filter: JobFilter | None = None) -> dict[JobState, int]:
         clause, params = self._where(job_filter or JobFilter())
-        sql = f"SELECT state, count(*) FROM jobs {clause} GROUP BY state"
-        return state_counts(self._read(sql, params))
+        return state_counts(self._read(COUNT_BY_STATE.format(where=clause), params))
 
     def list_attempts(self, job_id: str) -> list[Attempt]:
         rows = self._read(LIST_ATTEMPTS, (job_id,))

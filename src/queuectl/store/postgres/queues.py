@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from queuectl.store.postgres.connection import CHANNEL, NOTIFY, PostgresConnection
+from queuectl.store.postgres.statements import GET_CONFIG
 from queuectl.store.records import QueueInfo
 from queuectl.store.rows import queue_infos
 
@@ -20,8 +21,6 @@ SET_LIMIT = (
     "INSERT INTO queues (name, max_running) VALUES (%s, %s)"
     " ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running"
 )
-# The config table, whole: it is small.
-GET_CONFIG = "SELECT key, value FROM config"
 # One config value: the config primary key.
 SET_CONFIG = (
     "INSERT INTO config (key, value) VALUES (%s, %s)"

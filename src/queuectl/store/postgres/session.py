@@ -10,34 +10,16 @@ also turns off prepared statements and LISTEN.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
 
 import psycopg
 
+from queuectl.store.postgres.statements import SCHEMA, qualify
 from queuectl.store.postgres_url import APPLICATION_NAME, ConnectOptions, parse_url
 
 __all__ = ["APPLICATION_NAME", "SCHEMA", "ConnectOptions", "connect_kwargs", "parse_url", "qualify"]
-
-SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
-TABLES = (
-    "jobs",
-    "attempts",
-    "workers",
-    "config",
-    "queues",
-    "schedules",
-    "job_dependencies",
-    "queue_starts",
-    "queuectl_schema",
-)
-# A table named where a statement reads or writes it. Keywords are upper case in all of
-# queuectl's SQL, which keeps this off string literals and off column names (workers has
-# a column `queues`; extract(epoch FROM finished_at) names a column after FROM).
-TABLE_REFERENCE = re.compile(rf"\b(FROM|JOIN|UPDATE|INTO|TABLE|COPY)\s+({'|'.join(TABLES)})\b")
 
 
 def connect_kwargs(options: ConnectOptions) -> dict[str, Any]:
@@ -49,13 +31,6 @@ def connect_kwargs(options: ConnectOptions) -> dict[str, Any]:
         # A statement prepared on one server connection is unknown on the next.
         kwargs["prepare_threshold"] = None
     return kwargs
-
-
-@lru_cache(maxsize=512)
-def qualify(sql: str) -> str:
-    """`sql` with every queuectl table named with its schema, so that it needs no
-    search_path. Cached: the store sends the same few statements over and over."""
-    return TABLE_REFERENCE.sub(rf"\1 {SCHEMA}.\2", sql)
 
 
 class QualifiedCursor(psycopg.Cursor[tuple[Any, ...]]):

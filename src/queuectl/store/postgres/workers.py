@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from queuectl.core.models import WorkerInfo
 from queuectl.store.postgres.connection import PostgresConnection
 from queuectl.store.postgres.rows import worker_of
+from queuectl.store.postgres.statements import ACTIVE_WORKERS
 from queuectl.store.sql import WORKER_COLUMNS
 
 # Forget workers that stopped more than a day ago: the workers table stays small.
@@ -26,11 +27,6 @@ HEARTBEAT = (
 DEREGISTER_WORKER = (
     "UPDATE workers SET status = 'stopped', current_job_id = NULL,"
     " last_heartbeat = now() WHERE id = %s"
-)
-# Workers not stopped whose heartbeat is recent: the workers table is small.
-ACTIVE_WORKERS = (
-    f"SELECT {WORKER_COLUMNS} FROM workers WHERE status <> 'stopped'"
-    " AND last_heartbeat >= now() - %s * interval '1 second' ORDER BY started_at, id"
 )
 # One worker, active or not: the workers primary key.
 GET_WORKER = f"SELECT {WORKER_COLUMNS} FROM workers WHERE id = %s"
