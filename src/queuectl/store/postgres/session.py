@@ -31,6 +31,7 @@ TABLES = (
     "queues",
     "schedules",
     "job_dependencies",
+    "job_events",
     "queuectl_schema",
 )
 # A table named where a statement reads or writes it. Keywords are upper case in all of

@@ -36,7 +36,7 @@ JOBS_AFTER = (
 # The histories of a batch of jobs: attempts_job.
 HISTORIES = f"SELECT {ATTEMPT_COLUMNS}, output FROM attempts WHERE job_id = ANY(%s) ORDER BY seq"
 # Every queue's settings, by name: the queues primary key.
-QUEUE_SETTINGS = "SELECT name, paused, max_running FROM queues ORDER BY name"
+QUEUE_SETTINGS = "SELECT name, paused, max_running, webhook_url FROM queues ORDER BY name"
 # How many attempts the store holds: a count over attempts (a check after a copy).
 COUNT_ATTEMPTS = "SELECT count(*) FROM attempts"
 # The columns a table has in this store's schema: the catalog.
@@ -54,9 +54,9 @@ INSERT_EDGES = (
 MARK_DEPENDED_ON = "UPDATE jobs SET has_dependents = true WHERE id = ANY(%s) AND NOT has_dependents"
 # A queue's settings as they were: the queues primary key.
 SET_QUEUE = (
-    "INSERT INTO queues (name, paused, max_running) VALUES (%s, %s, %s)"
+    "INSERT INTO queues (name, paused, max_running, webhook_url) VALUES (%s, %s, %s, %s)"
     " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
-    " max_running = excluded.max_running"
+    " max_running = excluded.max_running, webhook_url = excluded.webhook_url"
 )
 # Whether a schedule name is taken: the schedules primary key.
 HAS_SCHEDULE = "SELECT 1 FROM schedules WHERE name = %s"
@@ -81,7 +81,10 @@ class PostgresTransfer(PostgresConnection):
 
     def list_queue_settings(self) -> list[QueueSetting]:
         rows = self._read(QUEUE_SETTINGS)
-        return [QueueSetting(name, bool(paused), limit) for name, paused, limit in rows]
+        return [
+            QueueSetting(name, bool(paused), limit, webhook)
+            for name, paused, limit, webhook in rows
+        ]
 
     def count_attempts(self) -> int:
         return int(self._read(COUNT_ATTEMPTS)[0][0])
@@ -139,7 +142,9 @@ class PostgresContentsWriter:
         self.cursor.execute(SET_CONFIG, (key, value))
 
     def set_queue(self, queue: QueueSetting) -> None:
-        self.cursor.execute(SET_QUEUE, (queue.name, queue.paused, queue.max_running))
+        self.cursor.execute(
+            SET_QUEUE, (queue.name, queue.paused, queue.max_running, queue.webhook_url)
+        )
 
     def has_schedule(self, name: str) -> bool:
         self.cursor.execute(HAS_SCHEDULE, (name,))

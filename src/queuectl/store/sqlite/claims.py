@@ -147,6 +147,7 @@ class SqliteClaims(SqliteDependencies):
                 ),
             )
             conn.execute(CLEAR_CURRENT_JOB, (worker_id, job.id))
+            self._record_events(conn, job.id, outcome.state)
             crash_point("between-finish-and-release")
             self._release_dependents(conn, job.id, outcome.state)
         return True
@@ -206,5 +207,6 @@ class SqliteClaims(SqliteDependencies):
                 # Its worker's finish will be refused, so it would never clear this itself:
                 # `status` would show the worker busy with a job that is over.
                 conn.execute(CLEAR_CURRENT_JOB, (job.locked_by, job_id))
+            self._record_events(conn, job_id, JobState.CANCELLED)
             self._release_dependents(conn, job_id, JobState.CANCELLED)
             return job

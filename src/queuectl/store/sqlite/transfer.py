@@ -26,7 +26,7 @@ JOBS_AFTER = f"SELECT seq, {JOB_COLUMNS} FROM jobs WHERE seq > ?{{states}} ORDER
 # The histories of a batch of jobs (? marks appended): attempts_job.
 HISTORIES = f"SELECT {ATTEMPT_COLUMNS}, output FROM attempts WHERE job_id IN "
 # Every queue's settings, by name: the queues primary key.
-QUEUE_SETTINGS = "SELECT name, paused, max_running FROM queues ORDER BY name"
+QUEUE_SETTINGS = "SELECT name, paused, max_running, webhook_url FROM queues ORDER BY name"
 # How many attempts the store holds: a count over attempts (a check after a copy).
 COUNT_ATTEMPTS = "SELECT count(*) FROM attempts"
 # Whether a job id is taken: jobs.id (unique).
@@ -37,9 +37,9 @@ INSERT_EDGE = (
 )
 # A queue's settings as they were: the queues primary key.
 SET_QUEUE = (
-    "INSERT INTO queues (name, paused, max_running) VALUES (?, ?, ?)"
+    "INSERT INTO queues (name, paused, max_running, webhook_url) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
-    " max_running = excluded.max_running"
+    " max_running = excluded.max_running, webhook_url = excluded.webhook_url"
 )
 # Whether a schedule name is taken: the schedules primary key.
 HAS_SCHEDULE = "SELECT 1 FROM schedules WHERE name = ?"
@@ -70,7 +70,10 @@ class SqliteTransfer(SqliteConnection):
 
     def list_queue_settings(self) -> list[QueueSetting]:
         rows = self._read(QUEUE_SETTINGS)
-        return [QueueSetting(name, bool(paused), limit) for name, paused, limit in rows]
+        return [
+            QueueSetting(name, bool(paused), limit, webhook)
+            for name, paused, limit, webhook in rows
+        ]
 
     def count_attempts(self) -> int:
         return int(self._read(COUNT_ATTEMPTS)[0][0])
@@ -120,7 +123,9 @@ class SqliteContentsWriter:
         self.conn.execute(SET_CONFIG, (key, value))
 
     def set_queue(self, queue: QueueSetting) -> None:
-        self.conn.execute(SET_QUEUE, (queue.name, queue.paused, queue.max_running))
+        self.conn.execute(
+            SET_QUEUE, (queue.name, queue.paused, queue.max_running, queue.webhook_url)
+        )
 
     def has_schedule(self, name: str) -> bool:
         return self.conn.execute(HAS_SCHEDULE, (name,)).fetchone() is not None
