@@ -349,7 +349,7 @@ class QueueService:
 
     def config_get(self, key: str) -> str:
         spec = config.config_key(key)
-        return spec.format(self.settings().value_of(spec.key))
+        return config.shown_text(spec.key, self.settings().value_of(spec.key))
 
     def config_set(self, key: str, value: str) -> tuple[str, str]:
         """Store a setting; (its canonical key, the value as stored)."""
