@@ -10,6 +10,8 @@ from queuectl.core.models import JobState
 from queuectl.service import QueueService
 from queuectl.store.base import JobFilter
 
+HOOK_FAILURES_SHOWN = 100  # failed deliveries `doctor` counts, at most
+
 
 def diagnose(service: QueueService, dlq_threshold: int | None = None) -> list[health.Check]:
     """The checks of `queuectl doctor`; reads only (an older schema is migrated first,
@@ -42,6 +44,12 @@ def diagnose(service: QueueService, dlq_threshold: int | None = None) -> list[he
     dead = store.count_jobs_by_state().get(JobState.DEAD, 0)
     threshold = current.dlq_threshold if dlq_threshold is None else dlq_threshold
     checks.append(health.check_dlq(dead, threshold))
+    failed = store.failed_events(health.HOOK_FAILURE_WINDOW, HOOK_FAILURES_SHOWN)
+    checks.append(
+        health.check_hooks(
+            [(e.job_id, f"{e.event} {e.channel}: {e.error or 'failed'}") for e in failed]
+        )
+    )
     if facts.connections is not None:
         checks.append(health.check_connections(facts.connections))
     if facts.notifications is not None:

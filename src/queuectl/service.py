@@ -16,6 +16,7 @@ from queuectl.core.errors import (
     DependencyEnded,
     DuplicateDedupeKey,
     DuplicateJobId,
+    InvalidConfig,
     JobNotFound,
     UnknownDependency,
     UsageError,
@@ -310,6 +311,16 @@ class QueueService:
         if max_running is not None and max_running < 0:
             raise UsageError("a queue limit must be >= 0 (or `none` to remove it)")
         self.store.set_queue_limit(check_queue(name), max_running)
+
+    def set_queue_webhook(self, name: str, url: str) -> str | None:
+        """A queue's own webhook (`none` removes it: the configured webhook-url applies);
+        the URL as stored, None when removed."""
+        try:
+            text = config.webhook_url_text(url)
+        except InvalidConfig as exc:
+            raise UsageError(f"invalid webhook URL: {exc.message}") from None
+        self.store.set_queue_webhook(check_queue(name), text or None)
+        return text or None
 
     def rescue_stale(self, current: Settings | None = None) -> list[Job]:
         """Fail the runs of workers whose heartbeat is older than lease-timeout (SPEC 2.2).

@@ -43,9 +43,7 @@ class Settings:
     @property
     def hooks_configured(self) -> bool:
         """Whether any hook or webhook is configured for every job (not per job or queue)."""
-        return any(
-            (self.on_complete, self.on_fail, self.on_dead, self.on_cancel, self.webhook_url)
-        )
+        return any((self.on_complete, self.on_fail, self.on_dead, self.on_cancel, self.webhook_url))
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> Settings:
@@ -134,7 +132,7 @@ def _hook_command(text: str) -> str:
     return "" if text.strip().lower() in ("", "none") else text
 
 
-def _url(text: str) -> str:
+def webhook_url_text(text: str) -> str:
     """An http:// or https:// URL, or "" (also "none") for none."""
     url = text.strip()
     if url.lower() in ("", "none"):
@@ -213,7 +211,9 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             _parser(0, inclusive=False, maximum=3600),
             "seconds a hook command or one webhook request may take",
         ),
-        ConfigKey("webhook-url", _url, "URL that gets a JSON POST for each of those events"),
+        ConfigKey(
+            "webhook-url", webhook_url_text, "URL that gets a JSON POST for each of those events"
+        ),
         ConfigKey(
             "webhook-secret",
             _hook_command,
@@ -222,7 +222,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
         ),
     )
 }
-SECRET_MASK = "********"
+SECRET_MASK = "********"  # noqa: S105 - what a secret shows as, not one
 
 
 def config_key(key: str) -> ConfigKey:

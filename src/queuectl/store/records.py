@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from queuectl.core.clock import format_timestamp
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState
+from queuectl.core.redact import redact
 
 if TYPE_CHECKING:
     from queuectl.core.schedule import Schedule
@@ -132,10 +133,10 @@ class HookEvent:
         return {
             "event": self.event,
             "channel": self.channel,
-            "target": self.target,
+            "target": redact(self.target),
             "status": self.status,
             "tries": self.tries,
             "created_at": format_timestamp(self.created_at),
             "finished_at": format_timestamp(self.finished_at) if self.finished_at else None,
-            "error": self.error,
+            "error": redact(self.error) if self.error else None,
         }

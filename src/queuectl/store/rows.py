@@ -54,7 +54,18 @@ def job_from_row(row: Sequence[Any], to_time: TimeReader) -> Job:
 def hook_event_from_row(row: Sequence[Any], to_time: TimeReader) -> HookEvent:
     """A HookEvent from the columns of EVENT_COLUMNS, in that order."""
     return HookEvent(
-        *row[:12],
+        id=row[0],
+        job_id=row[1],
+        event=row[2],
+        channel=row[3],
+        target=row[4],
+        state=row[5],
+        exit_code=row[6],
+        attempt=row[7],
+        queue=row[8],
+        command=row[9],
+        last_error=row[10],
+        output=row[11],
         created_at=to_time(row[12]),
         status=row[13],
         tries=row[14],

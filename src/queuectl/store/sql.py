@@ -52,13 +52,18 @@ EVENT_COLUMNS = (
 )
 EVENT_OUTPUT_CHARS = 8192  # the end of a job's output an outbox row keeps
 # What a state change is called in hooks and webhooks, by the state it leads to.
-EVENT_OF_STATE = {"completed": "complete", "failed": "fail", "dead": "dead", "cancelled": "cancel"}
+EVENT_OF_STATE = {
+    "completed": "complete",
+    "failed": "fail",
+    "dead": "dead",
+    "cancelled": "cancel",
+}
 
 
 def record_events(source: str, *, event: str, hook: str, tail: str, now: str) -> str:
     """The statement that writes the outbox rows of one state change: for each job row of
-    `source` (a FROM item aliased j, with the job's columns, and its WHERE), a hook row when a hook command is
-    configured for `event` (the job's own, else the config's on-EVENT) and a webhook row
+    `source` (a FROM item aliased j, with the job's columns, and its WHERE), a hook row
+    when a hook command is configured for `event` (the job's own, else the config's on-EVENT) and a webhook row
     when a URL is (the queue's own, else the config's webhook-url); nothing otherwise.
     `hook` is the backend's expression for the job's own command (`hooks` JSON, key on_ ||
     event), `tail` for the end of its output, `now` for the time."""
@@ -74,6 +79,7 @@ def record_events(source: str, *, event: str, hook: str, tail: str, now: str) ->
         " SELECT * FROM (SELECT j.id, "
         f"{event} AS event, c.channel, {target} AS target, j.state, j.exit_code, j.attempts,"
         f" j.queue, j.command, j.last_error, {tail} AS tail, {now} AS created, {now} AS due"
-        f" FROM (SELECT 'hook' AS channel UNION ALL SELECT 'webhook') AS c CROSS JOIN {source}) AS e"
+        " FROM (SELECT 'hook' AS channel UNION ALL SELECT 'webhook') AS c"
+        f" CROSS JOIN {source}) AS e"
         " WHERE e.target IS NOT NULL"
     )

@@ -47,9 +47,7 @@ def facts(event: HookEvent) -> dict[str, object]:
     }
 
 
-def hook_environment(
-    event: HookEvent, output_file: str, base: Mapping[str, str]
-) -> dict[str, str]:
+def hook_environment(event: HookEvent, output_file: str, base: Mapping[str, str]) -> dict[str, str]:
     """`base` (the worker's environment) with the facts as QUEUECTL_* variables; the
     output's last lines are in the file `output_file` names."""
 

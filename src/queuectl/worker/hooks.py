@@ -11,6 +11,7 @@ here), so one failing receiver does not hold up the others.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -113,12 +114,24 @@ class Deliverer(PeriodicTask):
             tries = event.tries + 1
             retry_in = WEBHOOK_BACKOFF[tries - 1] if error and tries < WEBHOOK_TRIES else None
         if error is None:
-            log.info("%s: %s %s of job %s delivered", self.worker_id, event.event,
-                     event.channel, event.job_id)
+            log.info(
+                "%s: %s %s of job %s delivered",
+                self.worker_id,
+                event.event,
+                event.channel,
+                event.job_id,
+            )
         else:
             again = f"; trying again in {retry_in:g}s" if retry_in is not None else ""
-            log.warning("%s: %s %s of job %s failed: %s%s", self.worker_id, event.event,
-                        event.channel, event.job_id, error, again)
+            log.warning(
+                "%s: %s %s of job %s failed: %s%s",
+                self.worker_id,
+                event.event,
+                event.channel,
+                event.job_id,
+                error,
+                again,
+            )
         if not self.store.finish_event(event.id, self.worker_id, error, retry_in):
             log.warning("%s: delivery %d was taken over (lease ran out)", self.worker_id, event.id)
 
@@ -143,10 +156,8 @@ def run_hook(event: HookEvent, timeout: float, base_env: dict[str, str]) -> str 
         )
         result = run.run()
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
     if result.succeeded:
         return None
     tail = result.output.strip()

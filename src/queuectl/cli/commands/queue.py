@@ -1,4 +1,4 @@
-"""`queuectl queue list|pause|resume|limit`: named queues and their controls."""
+"""`queuectl queue list|pause|resume|limit|webhook`: named queues and their controls."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ def register(subparsers: Subparsers) -> None:
     limit.add_argument("name", metavar="Q")
     limit.add_argument("limit", metavar="N", help="a number, or `none` to remove the limit")
     limit.set_defaults(handler=run_limit)
+    webhook = commands.add_parser(
+        "webhook", help="POST this queue's job events to a URL of its own (see webhook-url)"
+    )
+    webhook.add_argument("name", metavar="Q")
+    webhook.add_argument("url", metavar="URL", help="an http(s) URL, or `none` to remove it")
+    webhook.set_defaults(handler=run_webhook)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -76,5 +82,16 @@ def run_limit(args: argparse.Namespace) -> int:
     print(
         f"Queue {args.name}: "
         + ("no limit." if limit is None else f"at most {limit} running at once.")
+    )
+    return 0
+
+
+def run_webhook(args: argparse.Namespace) -> int:
+    from queuectl.core.redact import redact
+
+    url = open_service(args, create=True).set_queue_webhook(args.name, args.url)
+    print(
+        f"Queue {args.name}: "
+        + (f"webhook {redact(url)}." if url else "no webhook of its own (config webhook-url).")
     )
     return 0

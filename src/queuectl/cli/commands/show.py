@@ -22,8 +22,13 @@ def run(args: argparse.Namespace) -> int:
     service.rescue_stale()
     job = service.get_job(args.id)
     history = service.job_history(job.id)
+    events = service.store.list_job_events(job.id)
     if args.json:
-        print_json(job.to_json() | {"history": [attempt.to_json() for attempt in history]})
+        print_json(
+            job.to_json()
+            | {"history": [attempt.to_json() for attempt in history]}
+            | {"hook_deliveries": [event.to_json() for event in events]}
+        )
     else:
-        print_job(job, history, service.store.now())
+        print_job(job, history, service.store.now(), events)
     return 0

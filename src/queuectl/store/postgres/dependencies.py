@@ -11,8 +11,8 @@ from psycopg import errors as pg_errors
 from queuectl.core.errors import StoreUnavailable
 from queuectl.core.models import Job, JobState, NewJob
 from queuectl.store import dependencies
-from queuectl.store.postgres.outbox import RECORD_EVENTS
 from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor, PostgresConnection
+from queuectl.store.postgres.outbox import RECORD_EVENTS
 from queuectl.store.postgres.rows import job_of
 from queuectl.store.rows import key_taken
 from queuectl.store.sql import JOB_COLUMNS, dedupe_held
