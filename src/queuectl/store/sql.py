@@ -64,7 +64,8 @@ def record_events(source: str, *, event: str, hook: str, tail: str, now: str) ->
     """The statement that writes the outbox rows of one state change: for each job row of
     `source` (a FROM item aliased j, with the job's columns, and its WHERE), a hook row
     when a hook command is configured for `event` (the job's own, else the config's
-    on-EVENT) and a webhook row when a URL is (the queue's own, else the config's webhook-url); nothing otherwise.
+    on-EVENT) and a webhook row when a URL is (the queue's own, else the config's
+    webhook-url); nothing otherwise.
     `hook` is the backend's expression for the job's own command (`hooks` JSON, key on_ ||
     event), `tail` for the end of its output, `now` for the time."""
     target = (
