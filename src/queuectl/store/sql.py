@@ -47,7 +47,7 @@ def schedule_marks(mark: str) -> str:
 
 # The columns of an outbox row, in the order rows.hook_event_from_row reads them.
 EVENT_COLUMNS = (
-    "id, job_id, event, channel, target, state, exit_code, attempt, queue, command,"
+    "seq, job_id, event, channel, target, state, exit_code, attempt, queue, command,"
     " last_error, output, created_at, status, tries, next_attempt_at, finished_at, error"
 )
 EVENT_OUTPUT_CHARS = 8192  # the end of a job's output an outbox row keeps

@@ -13,10 +13,10 @@ from queuectl.store.sql import EVENT_COLUMNS
 # worker; rows other deliverers are taking are skipped: job_events_due, then its key.
 CLAIM_EVENT = (
     "UPDATE job_events SET claimed_by = %(worker)s, claimed_at = now()"
-    " WHERE id = (SELECT id FROM job_events WHERE status = 'pending'"
+    " WHERE seq = (SELECT seq FROM job_events WHERE status = 'pending'"
     " AND next_attempt_at <= now() AND (claimed_by IS NULL"
     " OR claimed_at < now() - %(lease)s * interval '1 second')"
-    " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    " ORDER BY next_attempt_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
     f" RETURNING {EVENT_COLUMNS}"
 )
 # How a delivery went, if the row is still leased to this worker: the primary key.
@@ -25,10 +25,10 @@ FINISH_EVENT = (
     " next_attempt_at = coalesce(now() + %(retry_in)s * interval '1 second',"
     " next_attempt_at), finished_at = CASE WHEN %(status)s = 'pending' THEN NULL"
     " ELSE now() END, claimed_by = NULL, claimed_at = NULL"
-    " WHERE id = %(id)s AND claimed_by = %(worker)s"
+    " WHERE seq = %(id)s AND claimed_by = %(worker)s"
 )
 # A job's deliveries, oldest first: job_events_job.
-JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = %s ORDER BY id"
+JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = %s ORDER BY seq"
 # Deliveries that failed since a time, newest first: job_events_finished.
 FAILED_EVENTS = (
     f"SELECT {EVENT_COLUMNS} FROM job_events WHERE status = 'failed'"

@@ -11,24 +11,24 @@ from queuectl.store.sqlite.rows import moment
 
 # The next due row nobody holds (or whose holder's lease ran out): job_events_due.
 NEXT_EVENT = (
-    "SELECT id FROM job_events INDEXED BY job_events_due"
+    "SELECT seq FROM job_events INDEXED BY job_events_due"
     " WHERE status = 'pending' AND next_attempt_at <= :now"
-    " AND (claimed_by IS NULL OR claimed_at < :expired) ORDER BY next_attempt_at, id LIMIT 1"
+    " AND (claimed_by IS NULL OR claimed_at < :expired) ORDER BY next_attempt_at, seq LIMIT 1"
 )
 # Take the row NEXT_EVENT finds, leased to a worker: job_events_due, then its key.
 CLAIM_EVENT = (
     "UPDATE job_events SET claimed_by = :worker, claimed_at = :now"
-    f" WHERE id = ({NEXT_EVENT}) RETURNING {EVENT_COLUMNS}"
+    f" WHERE seq = ({NEXT_EVENT}) RETURNING {EVENT_COLUMNS}"
 )
 # How a delivery went, if the row is still leased to this worker: the primary key.
 FINISH_EVENT = (
     "UPDATE job_events SET status = :status, tries = tries + 1, error = :error,"
     " next_attempt_at = coalesce(:next, next_attempt_at),"
     " finished_at = CASE WHEN :status = 'pending' THEN NULL ELSE :now END,"
-    " claimed_by = NULL, claimed_at = NULL WHERE id = :id AND claimed_by = :worker"
+    " claimed_by = NULL, claimed_at = NULL WHERE seq = :id AND claimed_by = :worker"
 )
 # A job's deliveries, oldest first: job_events_job.
-JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? ORDER BY id"
+JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? ORDER BY seq"
 # Deliveries that failed since a time, newest first: job_events_finished.
 FAILED_EVENTS = (
     f"SELECT {EVENT_COLUMNS} FROM job_events WHERE status = 'failed' AND finished_at >= ?"

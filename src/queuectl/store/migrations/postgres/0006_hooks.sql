@@ -10,7 +10,7 @@ ALTER TABLE queues ADD COLUMN webhook_url text;
 -- commit loses none. Workers claim due rows (claimed_by, claimed_at: a lease that another
 -- worker takes over once it runs out), deliver them, and record how that went.
 CREATE TABLE job_events (
-    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- the order of the events
     job_id          text NOT NULL,
     event           text NOT NULL,  -- complete, fail, dead, cancel
     channel         text NOT NULL,  -- hook (a shell command) or webhook (a URL)

@@ -10,7 +10,7 @@ ALTER TABLE queues ADD COLUMN webhook_url TEXT;
 -- commit loses none. Workers claim due rows (claimed_by, claimed_at: a lease that another
 -- worker takes over once it runs out), deliver them, and record how that went.
 CREATE TABLE job_events (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order of the events
     job_id          TEXT NOT NULL,
     event           TEXT NOT NULL,  -- complete, fail, dead, cancel
     channel         TEXT NOT NULL,  -- hook (a shell command) or webhook (a URL)
