@@ -38,6 +38,7 @@ from queuectl.core.settings import Settings
 from queuectl.core.spec import parse_job_json, parse_job_lines
 from queuectl.crashpoint import crash_point
 from queuectl.store.base import (
+    HookEvent,
     AttemptOutput,
     AttemptRecord,
     JobFilter,
@@ -132,6 +133,10 @@ class QueueService:
 
     def job_history(self, job_id: str) -> list[Attempt]:
         return self.store.list_attempts(job_id)
+
+    def hook_deliveries(self, job_id: str) -> list[HookEvent]:
+        """The job's hooks and webhooks, oldest first, with how each went."""
+        return self.store.list_job_events(job_id)
 
     def list_jobs(self, job_filter: JobFilter) -> list[Job]:
         return self.store.list_jobs(job_filter)

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     service.rescue_stale()
     job = service.get_job(args.id)
     history = service.job_history(job.id)
-    events = service.store.list_job_events(job.id)
+    events = service.hook_deliveries(job.id)
     if args.json:
         print_json(
             job.to_json()
