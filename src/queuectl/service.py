@@ -38,9 +38,9 @@ from queuectl.core.settings import Settings
 from queuectl.core.spec import parse_job_json, parse_job_lines
 from queuectl.crashpoint import crash_point
 from queuectl.store.base import (
-    HookEvent,
     AttemptOutput,
     AttemptRecord,
+    HookEvent,
     JobFilter,
     QueueInfo,
     QueueStoreRoles,

@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 # Writes the hook's QUEUECTL_* variables and its output file to DIR/EVENT.JOB.{env,out}.
 FACTS = "EVENT|JOB_ID|STATE|EXIT_CODE|ATTEMPT|QUEUE|COMMAND|LAST_ERROR|OUTPUT_FILE"
 RECORD = (
-    f"env | grep -E '^QUEUECTL_({FACTS})=' | sort > \"{{dir}}/$QUEUECTL_EVENT.$QUEUECTL_JOB_ID.env\";"
+    f"env | grep -E '^QUEUECTL_({FACTS})=' | sort"
+    ' > "{dir}/$QUEUECTL_EVENT.$QUEUECTL_JOB_ID.env";'
     ' cat "$QUEUECTL_OUTPUT_FILE" > "{dir}/$QUEUECTL_EVENT.$QUEUECTL_JOB_ID.out";'
     ' echo "$QUEUECTL_OUTPUT_FILE" > "{dir}/$QUEUECTL_EVENT.$QUEUECTL_JOB_ID.path"'
 )

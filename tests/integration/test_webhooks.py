@@ -39,7 +39,7 @@ def receiver(**options: Any) -> Iterator[Receiver]:
     got = Receiver(url="", **options)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             got.requests.append((dict(self.headers.items()), body))
             time.sleep(got.delay)
@@ -84,7 +84,7 @@ def test_a_webhook_posts_the_facts_signed_with_the_secret(q: Queuectl) -> None:
         job_id = q.ok("add", "--queue", "mail", "--", "echo sent").strip()
         q.start_workers()
         delivery(q, job_id, "delivered")
-        (headers, body), = server.requests
+        ((headers, body),) = server.requests
     expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert headers["X-Queuectl-Signature"] == f"sha256={expected}"
     assert headers["X-Queuectl-Event"] == "complete"

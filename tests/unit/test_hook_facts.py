@@ -112,7 +112,8 @@ def test_the_body_holds_the_facts() -> None:
 
 
 def test_the_webhook_secret_is_never_listed() -> None:
-    settings = Settings(webhook_secret="hunter22", webhook_url="https://example.com/h")
+    secret = "hunter22"
+    settings = Settings(webhook_secret=secret, webhook_url="https://example.com/h")
     assert dict(listed_texts(settings))["webhook-secret"] == SECRET_MASK
     assert listed_values(settings)["webhook-secret"] == SECRET_MASK
     assert dict(listed_texts(Settings()))["webhook-secret"] == ""
