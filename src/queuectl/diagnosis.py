@@ -44,12 +44,6 @@ def diagnose(service: QueueService, dlq_threshold: int | None = None) -> list[he
     dead = store.count_jobs_by_state().get(JobState.DEAD, 0)
     threshold = current.dlq_threshold if dlq_threshold is None else dlq_threshold
     checks.append(health.check_dlq(dead, threshold))
-    failed = store.failed_events(health.HOOK_FAILURE_WINDOW, HOOK_FAILURES_SHOWN)
-    checks.append(
-        health.check_hooks(
-            [(e.job_id, f"{e.event} {e.channel}: {e.error or 'failed'}") for e in failed]
-        )
-    )
     if facts.connections is not None:
         checks.append(health.check_connections(facts.connections))
     if facts.notifications is not None:
@@ -58,4 +52,10 @@ def diagnose(service: QueueService, dlq_threshold: int | None = None) -> list[he
         checks.append(health.check_wal(facts.wal_bytes))
     if facts.files:
         checks.append(health.check_permissions(facts.files))
+    failed = store.failed_events(health.HOOK_FAILURE_WINDOW, HOOK_FAILURES_SHOWN)
+    checks.append(
+        health.check_hooks(
+            [(e.job_id, f"{e.event} {e.channel}: {e.error or 'failed'}") for e in failed]
+        )
+    )
     return checks

@@ -327,6 +327,10 @@ class QueueService:
         self.store.set_queue_webhook(check_queue(name), text or None)
         return text or None
 
+    def queue_webhook(self, name: str) -> str | None:
+        """A queue's own webhook, None when it has none."""
+        return self.store.queue_webhooks().get(check_queue(name))
+
     def rescue_stale(self, current: Settings | None = None) -> list[Job]:
         """Fail the runs of workers whose heartbeat is older than lease-timeout (SPEC 2.2).
 

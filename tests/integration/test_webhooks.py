@@ -80,7 +80,7 @@ def delivery(q: Queuectl, job_id: str, status: str, timeout: float = 40) -> dict
 def test_a_webhook_posts_the_facts_signed_with_the_secret(q: Queuectl) -> None:
     with receiver() as server:
         q.config("webhook-url", server.url)
-        q.config("webhook-secret", "s3cret")
+        assert q.ok("config", "set", "webhook-secret", "s3cret") == "webhook-secret = ********\n"
         job_id = q.ok("add", "--queue", "mail", "--", "echo sent").strip()
         q.start_workers()
         delivery(q, job_id, "delivered")
@@ -154,6 +154,7 @@ def test_a_queue_webhook_gets_only_its_queues_events(q: Queuectl) -> None:
     with receiver() as mine, receiver() as everyone:
         q.config("webhook-url", everyone.url)
         q.ok("queue", "webhook", "mail", mine.url)
+        assert q.ok("queue", "webhook", "mail") == f"Queue mail: webhook {mine.url}.\n"
         mail = q.ok("add", "--queue", "mail", "--", "true").strip()
         other = q.ok("add", "--", "true").strip()
         q.start_workers()
@@ -162,6 +163,7 @@ def test_a_queue_webhook_gets_only_its_queues_events(q: Queuectl) -> None:
         assert [json.loads(body)["job_id"] for _, body in mine.requests] == [mail]
         assert [json.loads(body)["job_id"] for _, body in everyone.requests] == [other]
         q.ok("queue", "webhook", "mail", "none")
+        assert "no webhook of its own" in q.ok("queue", "webhook", "mail")
         again = q.ok("add", "--queue", "mail", "--", "true").strip()
         delivery(q, again, "delivered")
         assert [json.loads(body)["job_id"] for _, body in everyone.requests] == [other, again]

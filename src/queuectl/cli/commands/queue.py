@@ -31,7 +31,12 @@ def register(subparsers: Subparsers) -> None:
         "webhook", help="POST this queue's job events to a URL of its own (see webhook-url)"
     )
     webhook.add_argument("name", metavar="Q")
-    webhook.add_argument("url", metavar="URL", help="an http(s) URL, or `none` to remove it")
+    webhook.add_argument(
+        "url",
+        metavar="URL",
+        nargs="?",
+        help="an http(s) URL, or `none` to remove it (without URL: show the queue's webhook)",
+    )
     webhook.set_defaults(handler=run_webhook)
 
 
@@ -89,7 +94,10 @@ def run_limit(args: argparse.Namespace) -> int:
 def run_webhook(args: argparse.Namespace) -> int:
     from queuectl.core.redact import redact
 
-    url = open_service(args, create=True).set_queue_webhook(args.name, args.url)
+    if args.url is None:
+        url = open_service(args).queue_webhook(args.name)
+    else:
+        url = open_service(args, create=True).set_queue_webhook(args.name, args.url)
     print(
         f"Queue {args.name}: "
         + (f"webhook {redact(url)}." if url else "no webhook of its own (config webhook-url).")
