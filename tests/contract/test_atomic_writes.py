@@ -484,3 +484,43 @@ def test_a_crash_between_finish_and_release_rolls_both_back(db_target: str, call
         assert {job.id for job in released if job is not None} == {"b", "c"}
     finally:
         store.close()
+
+
+def test_a_dead_deliverers_rows_are_taken_over_once_its_lease_runs_out(db_target: str) -> None:
+    store = open_store(db_target)
+    try:
+        finished_with_hook(store, db_target)
+        taken = store.claim_event("w-dead", 3600.0)
+        assert taken is not None
+        assert store.claim_event("w2", 3600.0) is None  # leased: nobody else takes it
+        again = store.claim_event("w2", 0.0)  # a lease of 0 s has run out at once
+        assert again is not None
+        assert again.id == taken.id
+        # The first deliverer, back too late, can no longer record it: w2 holds it now.
+        assert not store.finish_event(taken.id, "w-dead", None, None)
+        assert store.finish_event(again.id, "w2", None, None)
+        (delivered,) = store.list_job_events("a")
+        assert (delivered.status, delivered.tries) == ("delivered", 1)
+        assert store.claim_event("w3", 0.0) is None  # delivered: never again
+    finally:
+        store.close()
+
+
+def test_a_retried_delivery_waits_and_a_final_failure_stays_recorded(db_target: str) -> None:
+    store = open_store(db_target)
+    try:
+        finished_with_hook(store, db_target)
+        first = store.claim_event(WORKER, 60.0)
+        assert first is not None
+        assert store.finish_event(first.id, WORKER, "webhook answered HTTP 500", 3600.0)
+        assert store.claim_event(WORKER, 60.0) is None  # not due for an hour
+        (waiting,) = store.list_job_events("a")
+        assert (waiting.status, waiting.tries, waiting.error) == (
+            "pending",
+            1,
+            "webhook answered HTTP 500",
+        )
+        assert store.finish_event(first.id, WORKER, "nope", None) is False  # not leased
+        assert store.failed_events(3600.0, 10) == []
+    finally:
+        store.close()
