@@ -29,13 +29,14 @@ FINISH_EVENT = (
 )
 # A job's deliveries, oldest first: job_events_job.
 JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? ORDER BY seq"
-# Deliveries that failed since a time, newest first: job_events_finished.
+# Deliveries that failed since a time, newest first: job_events_finished (whose predicate
+# the first term repeats, so that SQLite sees the partial index applies).
 FAILED_EVENTS = (
-    f"SELECT {EVENT_COLUMNS} FROM job_events WHERE status = 'failed' AND finished_at >= ?"
+    f"SELECT {EVENT_COLUMNS} FROM job_events WHERE status <> 'pending' AND status = 'failed' AND finished_at >= ?"
     " ORDER BY finished_at DESC LIMIT ?"
 )
 # Forget finished deliveries older than a time: job_events_finished.
-PRUNE_EVENTS = "DELETE FROM job_events WHERE status != 'pending' AND finished_at < ?"
+PRUNE_EVENTS = "DELETE FROM job_events WHERE status <> 'pending' AND finished_at < ?"
 # Set or remove a queue's own webhook: the queues primary key.
 SET_WEBHOOK = (
     "INSERT INTO queues (name, webhook_url) VALUES (?, ?)"

@@ -33,4 +33,4 @@ CREATE TABLE job_events (
 );
 CREATE INDEX job_events_due ON job_events (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX job_events_job ON job_events (job_id);
-CREATE INDEX job_events_finished ON job_events (finished_at) WHERE status != 'pending';
+CREATE INDEX job_events_finished ON job_events (finished_at) WHERE status <> 'pending';
