@@ -30,10 +30,11 @@ FINISH_EVENT = (
 # A job's deliveries, oldest first: job_events_job.
 JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = %s ORDER BY seq"
 # Deliveries that failed since a time, newest first: job_events_finished (whose predicate
-# the first term repeats, so that SQLite sees the partial index applies).
+# the first term repeats, as on SQLite).
 FAILED_EVENTS = (
     f"SELECT {EVENT_COLUMNS} FROM job_events WHERE status <> 'pending'"
-    " AND status = 'failed' AND finished_at >= now() - %s * interval '1 second' ORDER BY finished_at DESC LIMIT %s"
+    " AND status = 'failed' AND finished_at >= now() - %s * interval '1 second'"
+    " ORDER BY finished_at DESC LIMIT %s"
 )
 # Forget finished deliveries older than a time: job_events_finished.
 PRUNE_EVENTS = (

@@ -32,8 +32,8 @@ JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = ? ORDER BY 
 # Deliveries that failed since a time, newest first: job_events_finished (whose predicate
 # the first term repeats, so that SQLite sees the partial index applies).
 FAILED_EVENTS = (
-    f"SELECT {EVENT_COLUMNS} FROM job_events WHERE status <> 'pending' AND status = 'failed' AND finished_at >= ?"
-    " ORDER BY finished_at DESC LIMIT ?"
+    f"SELECT {EVENT_COLUMNS} FROM job_events WHERE status <> 'pending'"
+    " AND status = 'failed' AND finished_at >= ? ORDER BY finished_at DESC LIMIT ?"
 )
 # Forget finished deliveries older than a time: job_events_finished.
 PRUNE_EVENTS = "DELETE FROM job_events WHERE status <> 'pending' AND finished_at < ?"
