@@ -10,18 +10,18 @@ from queuectl.reaping import reap_zombies
 from queuectl.runner import ShellRun
 
 
+def hook(results: list[RunResult], errors: list[BaseException]) -> None:
+    try:
+        results.append(ShellRun("exit 3", timeout=10, output_limit=100).run())
+    except BaseException as exc:  # what the hook thread would die of
+        errors.append(exc)
+
+
 def test_reaping_orphans_never_takes_a_shell_another_run_waits_for() -> None:
     for _ in range(30):
         results: list[RunResult] = []
         errors: list[BaseException] = []
-
-        def hook() -> None:
-            try:
-                results.append(ShellRun("exit 3", timeout=10, output_limit=100).run())
-            except BaseException as exc:  # what the hook thread would die of
-                errors.append(exc)
-
-        thread = threading.Thread(target=hook)
+        thread = threading.Thread(target=hook, args=(results, errors))
         thread.start()
         while thread.is_alive():
             reap_zombies()  # as the job loop does after each job, as often as it can
