@@ -12,6 +12,7 @@ here), so one failing receiver does not hold up the others.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import os
 import tempfile
@@ -144,10 +145,16 @@ def lease(settings: Settings) -> float:
 def run_hook(event: HookEvent, timeout: float, base_env: dict[str, str]) -> str | None:
     """Run the hook command with the facts in its environment; None if it exited 0, else
     what went wrong. The output file is removed after, however the hook ended."""
-    handle, path = tempfile.mkstemp(prefix="queuectl-hook-", suffix=".out")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", errors="replace") as file:
-            file.write(output_tail(event.output))
+        handle, path = tempfile.mkstemp(prefix="queuectl-hook-", suffix=".out")
+    except OSError as exc:
+        return f"hook not run: cannot create its output file: {exc.strerror or exc}"
+    try:
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", errors="replace") as file:
+                file.write(output_tail(event.output))
+        except OSError as exc:
+            return f"hook not run: cannot write its output file: {exc.strerror or exc}"
         run = ShellRun(
             event.target,
             timeout=timeout,
@@ -182,7 +189,7 @@ def post_webhook(event: HookEvent, timeout: float, secret: str) -> str | None:
             status = response.status
     except urllib.error.HTTPError as exc:
         return f"webhook answered HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         return redact(f"webhook {event.target} unreachable: {reason}")
     if not 200 <= status < 300:
