@@ -159,4 +159,4 @@ def test_bad_hook_input_is_refused_and_changes_nothing(
     assert error in result.stderr
     assert result.stderr.startswith("error: ")
     assert q.job_count() == 0
-    assert q.ok("config", "get", "webhook-url").strip() == ""
+    assert q.ok("config", "get", "webhook-url").strip() == "none"

@@ -116,7 +116,7 @@ def test_the_webhook_secret_is_never_listed() -> None:
     settings = Settings(webhook_secret=secret, webhook_url="https://example.com/h")
     assert dict(listed_texts(settings))["webhook-secret"] == SECRET_MASK
     assert listed_values(settings)["webhook-secret"] == SECRET_MASK
-    assert dict(listed_texts(Settings()))["webhook-secret"] == ""
+    assert dict(listed_texts(Settings()))["webhook-secret"] == "none"
     assert "hunter22" not in repr(listed_texts(settings)) + repr(listed_values(settings))
 
 
@@ -126,10 +126,13 @@ def test_a_webhook_url_must_be_http(value: str) -> None:
         normalize("webhook-url", value)
 
 
-def test_none_clears_a_hook_setting() -> None:
-    assert normalize("on-dead", "none") == ""
-    assert normalize("webhook-url", "none") == ""
+def test_none_or_nothing_clears_a_hook_setting() -> None:
+    for value in ("none", "", " "):
+        assert normalize("on-dead", value) == "none"
+        assert normalize("webhook-url", value) == "none"
+        assert Settings.from_stored({"on-dead": normalize("on-dead", value)}).on_dead == ""
     assert normalize("on-dead", "notify-send x") == "notify-send x"
+    assert not Settings.from_stored({"webhook-url": "none", "on-fail": "none"}).hooks_configured
 
 
 @pytest.mark.parametrize(

@@ -126,10 +126,15 @@ def _choice(*choices: str) -> Callable[[str], str]:
 
 
 def _hook_command(text: str) -> str:
-    """A shell command, or "" (also "none") for none."""
+    """A shell command (surrounding blanks dropped), or "" (also "none") for none."""
     if "\0" in text:
         raise InvalidConfig("a command cannot contain a NUL character")
-    return "" if text.strip().lower() in ("", "none") else text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidConfig("a command must be valid UTF-8 text") from None
+    command = text.strip()
+    return "" if command.lower() == "none" else command
 
 
 def webhook_url_text(text: str) -> str:
@@ -140,6 +145,11 @@ def webhook_url_text(text: str) -> str:
     if not url.lower().startswith(("http://", "https://")) or any(c.isspace() for c in url):
         raise InvalidConfig(f"{text!r} is not an http:// or https:// URL")
     return url
+
+
+def _or_none(value: str) -> str:
+    """A command or URL as stored and shown: `none` when unset."""
+    return value or "none"
 
 
 def _display(value: float | int) -> str:
@@ -202,22 +212,33 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             _choice("none", "full"),
             "none: exact retry delays; full: each a random time between 0 and the delay",
         ),
-        ConfigKey("on-complete", _hook_command, "shell command run when a job completes"),
-        ConfigKey("on-fail", _hook_command, "shell command run when an attempt fails (retried)"),
-        ConfigKey("on-dead", _hook_command, "shell command run when a job dies (DLQ)"),
-        ConfigKey("on-cancel", _hook_command, "shell command run when a job is cancelled"),
+        ConfigKey("on-complete", _hook_command, "shell command run when a job completes", _or_none),
+        ConfigKey(
+            "on-fail",
+            _hook_command,
+            "shell command run when an attempt fails (retried)",
+            _or_none,
+        ),
+        ConfigKey("on-dead", _hook_command, "shell command run when a job dies (DLQ)", _or_none),
+        ConfigKey(
+            "on-cancel", _hook_command, "shell command run when a job is cancelled", _or_none
+        ),
         ConfigKey(
             "hook-timeout",
             _parser(0, inclusive=False, maximum=3600),
             "seconds a hook command or one webhook request may take",
         ),
         ConfigKey(
-            "webhook-url", webhook_url_text, "URL that gets a JSON POST for each of those events"
+            "webhook-url",
+            webhook_url_text,
+            "URL that gets a JSON POST for each of those events",
+            _or_none,
         ),
         ConfigKey(
             "webhook-secret",
             _hook_command,
             "key of the webhook's X-Queuectl-Signature (HMAC-SHA256); never shown",
+            _or_none,
             secret=True,
         ),
     )
@@ -243,6 +264,12 @@ def shown_text(key: str, value: float | int | str) -> str:
     """A value as printed: a secret that is set is SECRET_MASK."""
     spec = config_key(key)
     return SECRET_MASK if spec.secret and value else spec.format(value)
+
+
+def shown_stored(key: str, text: str) -> str:
+    """A value as stored (what normalize returned), as printed: a secret masked."""
+    spec = config_key(key)
+    return SECRET_MASK if spec.secret and spec.parse(text) else text
 
 
 def listed_values(current: Settings) -> dict[str, float | int | str]:

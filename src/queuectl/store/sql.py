@@ -60,6 +60,10 @@ EVENT_OF_STATE = {
 }
 
 
+# A hook or webhook config value, NULL when it is unset (stored as `none`, or empty).
+CONFIGURED = "nullif(nullif(value, ''), 'none')"
+
+
 def record_events(source: str, *, event: str, hook: str, tail: str, now: str) -> str:
     """The statement that writes the outbox rows of one state change: for each job row of
     `source` (a FROM item aliased j, with the job's columns, and its WHERE), a hook row
@@ -70,9 +74,9 @@ def record_events(source: str, *, event: str, hook: str, tail: str, now: str) ->
     event), `tail` for the end of its output, `now` for the time."""
     target = (
         f"CASE c.channel WHEN 'hook' THEN coalesce({hook},"
-        f" (SELECT nullif(value, '') FROM config WHERE key = 'on-' || {event}))"
+        f" (SELECT {CONFIGURED} FROM config WHERE key = 'on-' || {event}))"
         " ELSE coalesce((SELECT nullif(webhook_url, '') FROM queues WHERE name = j.queue),"
-        " (SELECT nullif(value, '') FROM config WHERE key = 'webhook-url')) END"
+        f" (SELECT {CONFIGURED} FROM config WHERE key = 'webhook-url')) END"
     )
     return (
         "INSERT INTO job_events (job_id, event, channel, target, state, exit_code, attempt,"

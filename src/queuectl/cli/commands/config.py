@@ -72,8 +72,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def run_set(args: argparse.Namespace) -> int:
-    from queuectl.core.settings import SECRET_MASK, config_key
+    from queuectl.core.settings import shown_stored
 
     key, value = open_service(args, create=True).config_set(args.key, args.value)
-    print(f"{key} = {SECRET_MASK if config_key(key).secret and value else value}")
+    print(f"{key} = {shown_stored(key, value)}")
     return 0
