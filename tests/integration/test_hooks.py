@@ -98,7 +98,7 @@ def test_a_jobs_own_hook_replaces_the_configured_one(q: Queuectl, tmp_path: Path
     assert not (tmp_path / f"configured.{own}").exists()
     assert (tmp_path / f"configured.{other}").exists()
     assert q.job(own)["hooks"] == {"on_dead": f"touch {tmp_path}/own"}
-    assert f"on-dead:    touch {tmp_path}/own" in q.ok("show", own)
+    assert f"hooks:      on_dead: touch {tmp_path}/own\n" in q.ok("show", own)
 
 
 def test_a_slow_hook_is_killed_at_its_timeout_and_holds_up_no_job(q: Queuectl) -> None:

@@ -185,7 +185,8 @@ def _policy_fields(job: Job) -> list[tuple[str, str]]:
         fields.append(("fatal on", "exit " + ", ".join(map(str, job.fatal_on_exit))))
     if job.dedupe_key is not None:
         fields.append(("dedupe key", job.dedupe_key))
-    fields += [(key.replace("_", "-"), command) for key, command in (job.hooks or {}).items()]
+    if job.hooks:
+        fields.append(("hooks", "; ".join(f"{key}: {cmd}" for key, cmd in job.hooks.items())))
     return fields
 
 
