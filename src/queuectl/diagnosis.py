@@ -10,6 +10,8 @@ from queuectl.core.models import JobState
 from queuectl.service import QueueService
 from queuectl.store.base import JobFilter
 
+HOOK_FAILURES_SHOWN = 100  # failed deliveries `doctor` counts, at most
+
 
 def diagnose(service: QueueService, dlq_threshold: int | None = None) -> list[health.Check]:
     """The checks of `queuectl doctor`; reads only (an older schema is migrated first,
@@ -50,4 +52,10 @@ def diagnose(service: QueueService, dlq_threshold: int | None = None) -> list[he
         checks.append(health.check_wal(facts.wal_bytes))
     if facts.files:
         checks.append(health.check_permissions(facts.files))
+    failed = store.failed_events(health.HOOK_FAILURE_WINDOW, HOOK_FAILURES_SHOWN)
+    checks.append(
+        health.check_hooks(
+            [(e.job_id, f"{e.event} {e.channel}: {e.error or 'failed'}") for e in failed]
+        )
+    )
     return checks

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 
 from queuectl.core.models import RunResult
+from queuectl.reaping import REAPING, WAITED_FOR, reap_zombies
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a timed-out or killed run
 LEFTOVER_GRACE = 0.5  # seconds background processes get after the shell itself exits
@@ -98,7 +99,10 @@ class ShellRun:
         started = time.monotonic()
         reader, writer = os.pipe()  # both close-on-exec: the shell gets only its dup2 copies
         try:
-            pid = spawn_shell(self.command, writer, env=self.env, cwd=self.cwd)
+            with REAPING:  # no reaper of orphans may take a shell another run waits for
+                pid = spawn_shell(self.command, writer, env=self.env, cwd=self.cwd)
+                if not self.reap_orphans:
+                    WAITED_FOR.add(pid)
         except OSError as exc:
             os.close(reader)
             return RunResult(
@@ -113,6 +117,8 @@ class ShellRun:
             timed_out, returncode = self._pump(pid, reader, started + self.timeout)
         finally:
             os.close(reader)
+            with REAPING:
+                WAITED_FOR.discard(pid)
         text = self.output_so_far(final=True)
         duration = time.monotonic() - started
         if returncode < 0:
@@ -186,7 +192,7 @@ class ShellRun:
 
     def _group_alive(self, pgid: int) -> bool:
         if self.reap_orphans:
-            _reap_zombies()
+            reap_zombies()
         return _group_alive(pgid)
 
 
@@ -359,16 +365,6 @@ def _drain(pipe: int, output: bytearray, limit: int) -> bool:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-
-
-def _reap_zombies() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def _group_alive(pgid: int) -> bool:

@@ -16,6 +16,7 @@ from queuectl.core.errors import (
     DependencyEnded,
     DuplicateDedupeKey,
     DuplicateJobId,
+    InvalidConfig,
     JobNotFound,
     UnknownDependency,
     UsageError,
@@ -39,6 +40,7 @@ from queuectl.crashpoint import crash_point
 from queuectl.store.base import (
     AttemptOutput,
     AttemptRecord,
+    HookEvent,
     JobFilter,
     QueueInfo,
     QueueStoreRoles,
@@ -132,6 +134,10 @@ class QueueService:
 
     def job_history(self, job_id: str) -> list[Attempt]:
         return self.store.list_attempts(job_id)
+
+    def hook_deliveries(self, job_id: str) -> list[HookEvent]:
+        """The job's hooks and webhooks, oldest first, with how each went."""
+        return self.store.list_job_events(job_id)
 
     def list_jobs(self, job_filter: JobFilter) -> list[Job]:
         return self.store.list_jobs(job_filter)
@@ -318,6 +324,20 @@ class QueueService:
         seconds, across all workers and hosts (`queue rate`); None removes it."""
         self.store.set_queue_rate(check_queue(name), rate)
 
+    def set_queue_webhook(self, name: str, url: str) -> str | None:
+        """A queue's own webhook (`none` removes it: the configured webhook-url applies);
+        the URL as stored, None when removed."""
+        try:
+            text = config.webhook_url_text(url)
+        except InvalidConfig as exc:
+            raise UsageError(f"invalid webhook URL: {exc.message}") from None
+        self.store.set_queue_webhook(check_queue(name), text or None)
+        return text or None
+
+    def queue_webhook(self, name: str) -> str | None:
+        """A queue's own webhook, None when it has none."""
+        return self.store.queue_webhooks().get(check_queue(name))
+
     def rescue_stale(self, current: Settings | None = None) -> list[Job]:
         """Fail the runs of workers whose heartbeat is older than lease-timeout (SPEC 2.2).
 
@@ -356,7 +376,7 @@ class QueueService:
 
     def config_get(self, key: str) -> str:
         spec = config.config_key(key)
-        return spec.format(self.settings().value_of(spec.key))
+        return config.shown_text(spec.key, self.settings().value_of(spec.key))
 
     def config_set(self, key: str, value: str) -> tuple[str, str]:
         """Store a setting; (its canonical key, the value as stored)."""

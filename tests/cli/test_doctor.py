@@ -110,7 +110,7 @@ def test_doctor_json_is_machine_readable(q: Queuectl) -> None:
         assert "wal" not in names
         assert "permissions" not in names
     else:
-        assert names[4:] == ["wal", "permissions"]
+        assert names[4:] == ["wal", "permissions", "hooks"]
 
 
 def test_doctor_reports_a_stuck_job_by_id(q: Queuectl) -> None:

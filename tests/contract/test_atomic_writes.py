@@ -208,6 +208,42 @@ def fire(store: Store, schedule: Schedule) -> bool:
     return store.fire_schedule(schedule, jobs, schedule.next_fire_at + timedelta(minutes=1))
 
 
+HOOK_CONFIG = {
+    "on-complete": "true",
+    "on-fail": "true",
+    "on-dead": "true",
+    "on-cancel": "true",
+    "webhook-url": "http://127.0.0.1:9/hook",
+}
+
+
+def with_hooks(setup: Setup) -> Setup:
+    """`setup` in a store with every hook and a webhook configured: each state change then
+    writes outbox rows, which must commit with it or not at all."""
+
+    def configured(store: Store, target: str) -> Any:
+        for key, value in HOOK_CONFIG.items():
+            store.set_config(key, value)
+        return setup(store, target)
+
+    return configured
+
+
+def finished_with_hook(store: Store, target: str) -> None:
+    """a completed with an on-complete hook configured: its outbox row is due."""
+    job = running_with_dependents(store, target)
+    store.set_config("on-complete", "true")
+    assert store.finish_attempt(job, WORKER, *completed())
+
+
+def due_delivery(store: Store, target: str) -> int:
+    """An outbox row of a completed job, leased to w1."""
+    finished_with_hook(store, target)
+    event = store.claim_event(WORKER, 60.0)
+    assert event is not None
+    return event.id
+
+
 def pending_and_key_holder(store: Store, target: str) -> None:
     add(store, "a")
     add(store, "holder", dedupe_key="k")
@@ -273,7 +309,76 @@ WRITES: dict[str, tuple[Setup, Write]] = {
         dead_with_dependents,
         lambda store, _: store.delete_jobs((JobState.DEAD,), 0.0, limit=10),
     ),
+    "finish with hooks": (
+        with_hooks(running_with_dependents),
+        lambda store, job: store.finish_attempt(job, WORKER, *completed()),
+    ),
+    "finish dead with hooks, killing dependents": (
+        with_hooks(running_with_dependents),
+        lambda store, job: store.finish_attempt(job, WORKER, *dead()),
+    ),
+    "finish and claim with hooks": (
+        with_hooks(running_with_dependents),
+        lambda store, job: store.finish_and_claim(job, WORKER, *completed(), None),
+    ),
+    "finish for a retry with hooks": (
+        with_hooks(running_with_dependents),
+        lambda store, job: store.finish_attempt(
+            job, WORKER, Outcome(JobState.FAILED, 5.0, "exited with code 1"), AttemptRecord(1, "")
+        ),
+    ),
+    "rescue with hooks": (
+        with_hooks(stale_with_dependents),
+        lambda store, _: QueueService(store).rescue_stale(Settings()),
+    ),
+    "cancel with hooks": (
+        with_hooks(running_with_dependents),
+        lambda store, _: store.cancel_job("a"),
+    ),
+    "delivery claimed": (finished_with_hook, lambda store, _: store.claim_event("w2", 60.0)),
+    "delivery recorded": (
+        due_delivery,
+        lambda store, event_id: store.finish_event(event_id, WORKER, "hook exited 1", None),
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    ("name", "events"),
+    [
+        ("finish with hooks", {("a", "complete")}),
+        ("finish dead with hooks, killing dependents", {(j, "dead") for j in "abcd"}),
+        ("finish for a retry with hooks", {("a", "fail")}),
+        ("rescue with hooks", {(j, "dead") for j in "abcd"}),
+        ("cancel with hooks", {("a", "cancel"), *((j, "dead") for j in "bcd")}),
+    ],
+)
+def test_a_state_change_writes_a_hook_and_a_webhook_row_per_event(
+    db_target: str, name: str, events: set[tuple[str, str]]
+) -> None:
+    setup, write = WRITES[name]
+    store = open_store(db_target)
+    try:
+        context = setup(store, db_target)
+        assert not any(store.list_job_events(j) for j in "abcde")
+        write(store, context)
+        rows = [event for j in "abcde" for event in store.list_job_events(j)]
+        assert {(event.job_id, event.event) for event in rows} == events
+        assert sorted(event.channel for event in rows) == sorted(["hook", "webhook"] * len(events))
+    finally:
+        store.close()
+
+
+def test_a_store_without_hooks_writes_no_outbox_rows(db_target: str) -> None:
+    store = open_store(db_target)
+    try:
+        for key in HOOK_CONFIG:  # as `config set KEY none` leaves them
+            store.set_config(key, "none")
+        job = running_with_dependents(store, db_target)
+        assert store.finish_attempt(job, WORKER, *dead())
+        assert not any(store.list_job_events(j) for j in "abcde")
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("name", list(WRITES))
@@ -380,5 +485,45 @@ def test_a_crash_between_finish_and_release_rolls_both_back(db_target: str, call
         assert store.finish_attempt(replace(job), WORKER, *completed())
         released = [store.claim_job("w3", None), store.claim_job("w3", None)]
         assert {job.id for job in released if job is not None} == {"b", "c"}
+    finally:
+        store.close()
+
+
+def test_a_dead_deliverers_rows_are_taken_over_once_its_lease_runs_out(db_target: str) -> None:
+    store = open_store(db_target)
+    try:
+        finished_with_hook(store, db_target)
+        taken = store.claim_event("w-dead", 3600.0)
+        assert taken is not None
+        assert store.claim_event("w2", 3600.0) is None  # leased: nobody else takes it
+        again = store.claim_event("w2", 0.0)  # a lease of 0 s has run out at once
+        assert again is not None
+        assert again.id == taken.id
+        # The first deliverer, back too late, can no longer record it: w2 holds it now.
+        assert not store.finish_event(taken.id, "w-dead", None, None)
+        assert store.finish_event(again.id, "w2", None, None)
+        (delivered,) = store.list_job_events("a")
+        assert (delivered.status, delivered.tries) == ("delivered", 1)
+        assert store.claim_event("w3", 0.0) is None  # delivered: never again
+    finally:
+        store.close()
+
+
+def test_a_retried_delivery_waits_and_a_final_failure_stays_recorded(db_target: str) -> None:
+    store = open_store(db_target)
+    try:
+        finished_with_hook(store, db_target)
+        first = store.claim_event(WORKER, 60.0)
+        assert first is not None
+        assert store.finish_event(first.id, WORKER, "webhook answered HTTP 500", 3600.0)
+        assert store.claim_event(WORKER, 60.0) is None  # not due for an hour
+        (waiting,) = store.list_job_events("a")
+        assert (waiting.status, waiting.tries, waiting.error) == (
+            "pending",
+            1,
+            "webhook answered HTTP 500",
+        )
+        assert store.finish_event(first.id, WORKER, "nope", None) is False  # not leased
+        assert store.failed_events(3600.0, 10) == []
     finally:
         store.close()

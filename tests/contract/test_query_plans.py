@@ -21,7 +21,8 @@ from queuectl.core.models import JobState, NewJob
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord, JobFilter, Store
 
-BIG_TABLES = ("jobs", "attempts")  # what grows with history; workers/queues/config stay small
+# What grows with history; workers/queues/config stay small.
+BIG_TABLES = ("jobs", "attempts", "job_events")
 WORKER = "worker-plans"
 
 Statement = tuple[str, Any]  # (sql, params) as the store sent it
@@ -138,6 +139,16 @@ def finish_with_dependents(store: Store) -> None:
     assert store.finish_attempt(job, WORKER, outcome, AttemptRecord(0, "ok"))
 
 
+def finish_with_hooks(store: Store) -> None:
+    """A finish that writes outbox rows, and a deliverer taking one and recording it."""
+    store.set_config("on-complete", "true")
+    store.set_queue_webhook("default", "http://127.0.0.1:9/")
+    finish_one(store)
+    event = store.claim_event(WORKER, 60.0)
+    assert event is not None
+    assert store.finish_event(event.id, WORKER, "hook exited 1", None)
+
+
 HOT_PATHS: dict[str, Callable[[Store], object]] = {
     "claim": lambda store: store.claim_job(WORKER, None),
     "claim from named queues": lambda store: store.claim_job(WORKER, ["default", "other"]),
@@ -151,6 +162,11 @@ HOT_PATHS: dict[str, Callable[[Store], object]] = {
     "list by state": lambda store: store.list_jobs(JobFilter(states=(JobState.PENDING,), limit=20)),
     "list newest": lambda store: store.list_jobs(JobFilter(limit=20)),
     "show": lambda store: (store.get_job("job-7"), store.list_attempts("job-7")),
+    "finish with hooks, delivered": finish_with_hooks,
+    "idle deliverer's look": lambda store: store.claim_event(WORKER, 60.0),
+    "show's hook deliveries": lambda store: store.list_job_events("job-7"),
+    "doctor's failed deliveries": lambda store: store.failed_events(86400.0, 100),
+    "prune of old deliveries": lambda store: store.prune_events(86400.0),
 }
 
 

@@ -119,10 +119,11 @@ def test_an_export_carrying_an_unknown_table_is_refused() -> None:
 
 def fill(store: Store) -> None:
     """Dependencies (one met, one not, a chain), a held dedupe key, history, a due
-    schedule, config and queue settings."""
+    schedule, config and queue settings, a job's own hooks and a queue's webhook."""
     store.set_config("backoff-base", "7")
     store.set_queue_limit("reports", 2)
     store.set_queue_rate("reports", Rate(30, 60))
+    store.set_queue_webhook("reports", "https://hooks.example.com/reports")
     store.set_queue_paused("slow", True)
     store.register_worker(WORKER, "host", 1, None)
     for job in [
@@ -131,7 +132,13 @@ def fill(store: Store) -> None:
         NewJob(id="after-done", command="true", depends_on=("done",)),
         NewJob(id="b", command="echo b", depends_on=("a",)),
         NewJob(id="c", command="echo c", depends_on=("a", "b")),
-        NewJob(id="keyed", command="true", dedupe_key="nightly-report", queue="reports"),
+        NewJob(
+            id="keyed",
+            command="true",
+            dedupe_key="nightly-report",
+            queue="reports",
+            hooks={"on_dead": "notify-send dead", "on_complete": "true"},
+        ),
     ]:
         store.insert_jobs([job])
     first = store.claim_job(WORKER, None)
@@ -174,6 +181,11 @@ def dependency_rows(store: Store) -> list[Any]:
 
 def assert_behaviour_survived(store: Store) -> None:
     """The moved store acts as the source would have."""
+    # The job's own hooks and the queue's webhook came along.
+    keyed = store.get_job("keyed")
+    assert keyed is not None
+    assert keyed.hooks == {"on_dead": "notify-send dead", "on_complete": "true"}
+    assert store.queue_webhooks() == {"reports": "https://hooks.example.com/reports"}
     # The dedupe key is still held by the pending job.
     with pytest.raises(DuplicateDedupeKey):
         store.insert_jobs([NewJob(id="again", command="true", dedupe_key="nightly-report")])

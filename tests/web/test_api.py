@@ -20,7 +20,7 @@ JOB_FIELDS = {
     "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
     "created_at", "updated_at", "scheduled_at", "run_at", "started_at", "finished_at",
     "exit_code", "last_error", "output", "locked_by", "locked_at", "cwd", "env",
-    "retry_on_exit", "fatal_on_exit", "dedupe_key", "depends_on",
+    "retry_on_exit", "fatal_on_exit", "dedupe_key", "depends_on", "hooks",
 }  # fmt: skip
 POST_ROUTES = [
     "/api/jobs",

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from queuectl.service import StatusReport
+    from queuectl.store.records import HookEvent
 
 # Characters of a command shown by `list` at most, whatever the width: a 128 KiB command
 # must not cost rich a table that wide when the output is piped.
@@ -123,7 +124,9 @@ def one_line(text: str, limit: int = LIST_TEXT_LIMIT) -> str:
     return first + " …" if rest.strip() else first
 
 
-def print_job(job: Job, history: Sequence[Attempt], now: datetime) -> None:
+def print_job(
+    job: Job, history: Sequence[Attempt], now: datetime, events: Sequence[HookEvent] = ()
+) -> None:
     fields = [
         ("id", job.id),
         ("state", job.state.value),
@@ -165,6 +168,8 @@ def print_job(job: Job, history: Sequence[Attempt], now: datetime) -> None:
             f"  #{attempt.attempt} {format_timestamp(attempt.started_at)} "
             f"{attempt.worker_id or '-'} {ended} {_attempt_result(attempt)}".rstrip()
         )
+    if events:
+        out += ["", "Hooks:", *(_event_line(event, now) for event in events)]
     out += ["", "Output:" if job.output else "Output: (none)"]
     sys.stdout.write("\n".join(out) + "\n")
     if job.output:
@@ -180,7 +185,25 @@ def _policy_fields(job: Job) -> list[tuple[str, str]]:
         fields.append(("fatal on", "exit " + ", ".join(map(str, job.fatal_on_exit))))
     if job.dedupe_key is not None:
         fields.append(("dedupe key", job.dedupe_key))
+    if job.hooks:
+        fields.append(("hooks", "; ".join(f"{key}: {cmd}" for key, cmd in job.hooks.items())))
     return fields
+
+
+def _event_line(event: HookEvent, now: datetime) -> str:
+    """One delivery of a hook or webhook: `complete hook delivered (1 try) 2s ago`, and
+    its error if it failed."""
+    from queuectl.core.redact import redact
+
+    tries = f"{event.tries} {'try' if event.tries == 1 else 'tries'}"
+    status = event.status
+    if status == "pending" and event.tries:
+        status = f"retrying at {format_timestamp(event.next_attempt_at)}"
+    line = (
+        f"  {event.event:<9}{event.channel:<8}{status} ({tries}) "
+        f"{when(event.finished_at or event.created_at, now)}  {redact(one_line(event.target))}"
+    )
+    return line + (f"\n    error: {redact(event.error)}" if event.error else "")
 
 
 def _attempt_result(attempt: Attempt) -> str:

@@ -29,6 +29,9 @@ MAX_DEDUPE_KEY_LENGTH = 256  # characters
 # The command is one `sh -c` argument: Linux refuses an argument over MAX_ARG_STRLEN (32
 # pages, 128 KiB, its NUL included) with "Argument list too long" at every attempt.
 MAX_COMMAND_BYTES = 128 * 1024 - 1
+# A job's own hook commands (README "Hooks and webhooks"), one per event: the JSON keys
+# and `add` options, stored together in the job's `hooks` object.
+HOOK_KEYS = ("on_complete", "on_fail", "on_dead", "on_cancel")
 
 
 def check_exit_codes(name: str, value: object) -> tuple[int, ...]:
@@ -100,6 +103,28 @@ def check_command(value: str) -> str:
             "and enqueue the script"
         )
     return value
+
+
+def check_hook(key: str, value: object) -> str:
+    """One hook command: a non-empty shell command, run by `sh -c` (the job's facts reach
+    it in the environment only)."""
+    if not isinstance(value, str):
+        raise InvalidJobSpec(f"{key} must be a string (a shell command), got {json_type(value)}")
+    if not value.strip():
+        raise InvalidJobSpec(f"{key} must not be empty")
+    if "\0" in value:
+        raise InvalidJobSpec(f"{key} must not contain a NUL character")
+    if not is_utf8(value):
+        raise InvalidJobSpec(f"{key} must be valid UTF-8 text")
+    if len(value) * 4 > MAX_COMMAND_BYTES and len(value.encode()) > MAX_COMMAND_BYTES:
+        raise InvalidJobSpec(f"{key} is over {MAX_COMMAND_BYTES} bytes: put it in a script")
+    return value
+
+
+def check_hooks(data: dict[str, object]) -> dict[str, str] | None:
+    """The hook keys of an enqueue object (null: unset) as the job's hooks, None if none."""
+    hooks = {key: check_hook(key, data[key]) for key in HOOK_KEYS if data.get(key) is not None}
+    return hooks or None
 
 
 def check_cwd(value: str) -> str:

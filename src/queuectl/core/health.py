@@ -203,6 +203,24 @@ def check_dlq(dead: int, threshold: int) -> Check:
     )
 
 
+HOOK_FAILURE_WINDOW = 86400.0  # seconds: `doctor` warns of hook failures this recent
+
+
+def check_hooks(failures: Sequence[tuple[str, str]]) -> Check:
+    """Hooks and webhooks that failed for good in the last HOOK_FAILURE_WINDOW, newest
+    first, as (job id, what failed). A warning: the jobs' outcomes stand."""
+    if not failures:
+        return Check("hooks", Status.OK, "no hook or webhook failed in the last 24h")
+    job_id, latest = failures[0]
+    return Check(
+        "hooks",
+        Status.WARN,
+        f"{len(failures)} hook/webhook deliver{'y' if len(failures) == 1 else 'ies'} failed "
+        f"in the last 24h; latest, job {job_id}: {latest} (see `queuectl show ID`)",
+        tuple(dict.fromkeys(job for job, _ in failures)),
+    )
+
+
 def check_connections(connections: Connections) -> Check:
     """Over CONNECTIONS_WARN of max_connections in use: the next workers may be refused."""
     used = f"{connections.total} of max_connections {connections.limit} in use"

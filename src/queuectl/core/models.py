@@ -44,6 +44,7 @@ class NewJob:
     fatal_on_exit: tuple[int, ...] = ()  # these exit codes are never retried
     dedupe_key: str | None = None  # at most one pending, failed or processing job per key
     depends_on: tuple[str, ...] = ()  # ids of jobs that must complete before this one runs
+    hooks: dict[str, str] | None = None  # its own hook commands: {"on_dead": "..."}
     # The id was generated, not given: messages say "this job" rather than name an id the
     # user never saw and that, when the job is refused, never existed.
     id_generated: bool = False
@@ -84,6 +85,7 @@ class Job:
     fatal_on_exit: tuple[int, ...] = ()
     dedupe_key: str | None = None
     depends_on: tuple[str, ...] = ()  # claimable only once each of these has completed
+    hooks: dict[str, str] | None = None  # its own hook commands, by key (on_dead, ...)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,6 +114,7 @@ class Job:
             "fatal_on_exit": list(self.fatal_on_exit),
             "dedupe_key": self.dedupe_key,
             "depends_on": list(self.depends_on),
+            "hooks": self.hooks,
         }
 
 

@@ -39,6 +39,19 @@ class Settings:
     retention_dead: float = 30 * 86400.0  # seconds a dead or cancelled job is kept; 0: forever
     dlq_threshold: int = 100  # dead jobs above which `doctor` reports a problem
     backoff_jitter: str = "none"  # "full": each retry delay drawn uniformly from [0, delay]
+    # Hooks and webhooks (README "Hooks and webhooks"); "" is none.
+    on_complete: str = ""  # a shell command run when a job completes
+    on_fail: str = ""  # ... when an attempt failed and will be retried
+    on_dead: str = ""  # ... when a job dies (into the DLQ)
+    on_cancel: str = ""  # ... when a job is cancelled
+    hook_timeout: float = 10.0  # seconds a hook command or one webhook request may take
+    webhook_url: str = ""  # a JSON POST of each of those events
+    webhook_secret: str = ""  # HMAC-SHA256 key of the X-Queuectl-Signature header
+
+    @property
+    def hooks_configured(self) -> bool:
+        """Whether any hook or webhook is configured for every job (not per job or queue)."""
+        return any((self.on_complete, self.on_fail, self.on_dead, self.on_cancel, self.webhook_url))
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, str]) -> Settings:
@@ -64,6 +77,7 @@ class ConfigKey:
     parse: Callable[[str], float | int | str]
     help: str
     format: Callable[[Any], str] = lambda value: format_value(value)  # takes parse's result
+    secret: bool = False  # shown as SECRET_MASK wherever it is printed
 
     @property
     def attribute(self) -> str:
@@ -89,6 +103,33 @@ def _choice(*choices: str) -> Callable[[str], str]:
         return word
 
     return parse
+
+
+def _hook_command(text: str) -> str:
+    """A shell command (surrounding blanks dropped), or "" (also "none") for none."""
+    if "\0" in text:
+        raise InvalidConfig("a command cannot contain a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidConfig("a command must be valid UTF-8 text") from None
+    command = text.strip()
+    return "" if command.lower() == "none" else command
+
+
+def webhook_url_text(text: str) -> str:
+    """An http:// or https:// URL, or "" (also "none") for none."""
+    url = text.strip()
+    if url.lower() in ("", "none"):
+        return ""
+    if not url.lower().startswith(("http://", "https://")) or any(c.isspace() for c in url):
+        raise InvalidConfig(f"{text!r} is not an http:// or https:// URL")
+    return url
+
+
+def _or_none(value: str) -> str:
+    """A command or URL as stored and shown: `none` when unset."""
+    return value or "none"
 
 
 CONFIG_KEYS: dict[str, ConfigKey] = {
@@ -147,8 +188,38 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             _choice("none", "full"),
             "none: exact retry delays; full: each a random time between 0 and the delay",
         ),
+        ConfigKey("on-complete", _hook_command, "shell command run when a job completes", _or_none),
+        ConfigKey(
+            "on-fail",
+            _hook_command,
+            "shell command run when an attempt fails (retried)",
+            _or_none,
+        ),
+        ConfigKey("on-dead", _hook_command, "shell command run when a job dies (DLQ)", _or_none),
+        ConfigKey(
+            "on-cancel", _hook_command, "shell command run when a job is cancelled", _or_none
+        ),
+        ConfigKey(
+            "hook-timeout",
+            _parser(0, inclusive=False, maximum=3600),
+            "seconds a hook command or one webhook request may take",
+        ),
+        ConfigKey(
+            "webhook-url",
+            webhook_url_text,
+            "URL that gets a JSON POST for each of those events",
+            _or_none,
+        ),
+        ConfigKey(
+            "webhook-secret",
+            _hook_command,
+            "key of the webhook's X-Queuectl-Signature (HMAC-SHA256); never shown",
+            _or_none,
+            secret=True,
+        ),
     )
 }
+SECRET_MASK = "********"  # noqa: S105 - what a secret shows as, not one
 
 
 def config_key(key: str) -> ConfigKey:
@@ -161,13 +232,29 @@ def config_key(key: str) -> ConfigKey:
 
 
 def listed_texts(current: Settings) -> list[tuple[str, str]]:
-    """Every key with its value as `config list` prints it."""
-    return [(key, spec.format(current.value_of(key))) for key, spec in CONFIG_KEYS.items()]
+    """Every key with its value as `config list` prints it (a secret masked)."""
+    return [(key, shown_text(key, current.value_of(key))) for key in CONFIG_KEYS]
+
+
+def shown_text(key: str, value: float | int | str) -> str:
+    """A value as printed: a secret that is set is SECRET_MASK."""
+    spec = config_key(key)
+    return SECRET_MASK if spec.secret and value else spec.format(value)
+
+
+def shown_stored(key: str, text: str) -> str:
+    """A value as stored (what normalize returned), as printed: a secret masked."""
+    spec = config_key(key)
+    return SECRET_MASK if spec.secret and spec.parse(text) else text
 
 
 def listed_values(current: Settings) -> dict[str, float | int | str]:
-    """Every setting as a number (durations in seconds) or a word, for JSON."""
-    values = {key: current.value_of(key) for key in CONFIG_KEYS}
+    """Every setting as a number (durations in seconds) or a word, for JSON (a secret
+    masked)."""
+    values = {
+        key: SECRET_MASK if spec.secret and current.value_of(key) else current.value_of(key)
+        for key, spec in CONFIG_KEYS.items()
+    }
     return {
         key: int(v) if not isinstance(v, str) and float(v).is_integer() else v
         for key, v in values.items()

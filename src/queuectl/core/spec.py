@@ -10,6 +10,7 @@ import math
 
 from queuectl.core.errors import InvalidJobSpec
 from queuectl.core.fields import (
+    HOOK_KEYS,
     check_command,
     check_cwd,
     check_dedupe_key,
@@ -17,6 +18,7 @@ from queuectl.core.fields import (
     check_env,
     check_exit_codes,
     check_exit_policy,
+    check_hooks,
     check_job_id,
     check_max_retries,
     check_priority,
@@ -60,6 +62,7 @@ ALLOWED_KEYS = (
     "fatal_on_exit",
     "dedupe_key",
     "depends_on",
+    *HOOK_KEYS,
     *("state", "attempts", "created_at", "updated_at"),  # a record's shape: see record_fields
 )
 _ALLOWED = frozenset(ALLOWED_KEYS)  # for the look-up per key of every line of `enqueue -`
@@ -192,6 +195,7 @@ def job_fields(data: dict[str, Any], settings: JobDefaults) -> dict[str, Any]:
             if data.get("depends_on") is not None
             else ()
         ),
+        hooks=check_hooks(data),
     )
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from queuectl.core.models import Attempt, Job, JobState, WorkerInfo
     from queuectl.store.base import Store
     from queuectl.store.postgres.reads import PostgresReads
+    from queuectl.store.records import HookEvent
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -101,9 +102,12 @@ def quick_status(
         return reads.status()
 
 
-def quick_job(target: str | None, job_id: str) -> tuple[Job, list[Attempt], datetime] | None:
-    """`show`'s job, history and time on the lean path where it applies (see _quick_reads);
-    None when it does not, or no such job: then open_store() and QueueService do it."""
+def quick_job(
+    target: str | None, job_id: str
+) -> tuple[Job, list[Attempt], datetime, list[HookEvent]] | None:
+    """`show`'s job, history, time and hook deliveries on the lean path where it applies
+    (see _quick_reads); None when it does not, or no such job: then open_store() and
+    QueueService do it."""
     reads = _quick_reads(target)
     if reads is None:
         return None

@@ -17,6 +17,7 @@ from queuectl.core.models import Attempt, Job, JobState, NewJob, WorkerInfo
 from queuectl.store.records import (
     AttemptOutput,
     AttemptRecord,
+    HookEvent,
     JobFilter,
     JobRecord,
     QueueInfo,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [  # the records, for callers that import them from here
     "AttemptOutput",
     "AttemptRecord",
+    "HookEvent",
     "JobFilter",
     "JobRecord",
     "QueueInfo",
@@ -315,8 +317,48 @@ class TransferStore(Protocol):
         ...
 
 
+class HookStore(Protocol):
+    """The outbox of hooks and webhooks: rows written with the state changes that cause
+    them (by finish, cancel and the death of dependents), delivered by workers."""
+
+    def claim_event(self, worker_id: str, lease: float) -> HookEvent | None:
+        """Lease the next due delivery to `worker_id` for `lease` seconds; a row whose
+        lease ran out (its deliverer died) is taken over."""
+        ...
+
+    def finish_event(
+        self, event_id: int, worker_id: str, error: str | None, retry_in: float | None
+    ) -> bool:
+        """Record a delivery: done (error None), tried again in `retry_in` s, or failed
+        for good; False when the lease was lost meanwhile (nothing changes)."""
+        ...
+
+    def list_job_events(self, job_id: str) -> list[HookEvent]: ...
+
+    def failed_events(self, since: float, limit: int) -> list[HookEvent]:
+        """Deliveries that failed for good in the last `since` seconds, newest first."""
+        ...
+
+    def prune_events(self, older_than: float) -> int:
+        """Forget deliveries finished more than `older_than` seconds ago; how many."""
+        ...
+
+    def set_queue_webhook(self, name: str, url: str | None) -> None: ...
+
+    def queue_webhooks(self) -> dict[str, str]:
+        """The queues with a webhook of their own, and its URL."""
+        ...
+
+
 class QueueStoreRoles(
-    StoreLifecycle, JobStore, ClaimStore, QueueStore, WorkerStore, HealthStore, Protocol
+    StoreLifecycle,
+    JobStore,
+    ClaimStore,
+    QueueStore,
+    WorkerStore,
+    HealthStore,
+    HookStore,
+    Protocol,
 ):
     """What the queue's use cases (QueueService) need: everything but schedules and
     transfers, which have services of their own."""
@@ -331,6 +373,7 @@ class Store(
     HealthStore,
     ScheduleStore,
     TransferStore,
+    HookStore,
     Protocol,
 ):
     """Every role: what open_store() returns and each backend implements."""

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from queuectl.core.clock import format_timestamp
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState
 from queuectl.core.rates import Rate
+from queuectl.core.redact import redact
 
 if TYPE_CHECKING:
     from queuectl.core.schedule import Schedule
@@ -94,6 +96,7 @@ class QueueSetting:
     max_running: int | None
     rate_count: int | None = None  # with rate_period: the rate limit (core.rates.Rate)
     rate_period: int | None = None
+    webhook_url: str | None = None  # the queue's own webhook (an older export has none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +107,41 @@ class StoreContents:
     config: dict[str, str] | None = None
     queues: Sequence[QueueSetting] = ()
     schedules: Sequence[Schedule] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HookEvent:
+    """One hook or webhook delivery in the outbox: the job's facts when it happened, and
+    how delivering it went (status pending, delivered or failed; the last error)."""
+
+    id: int
+    job_id: str
+    event: str  # complete, fail, dead, cancel
+    channel: str  # hook or webhook
+    target: str  # the command or the URL
+    state: str
+    exit_code: int | None
+    attempt: int
+    queue: str
+    command: str
+    last_error: str | None
+    output: str  # the end of the job's output
+    created_at: datetime
+    status: str
+    tries: int
+    next_attempt_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """As `show --json` lists it: how it went, not the facts the job shows itself."""
+        return {
+            "event": self.event,
+            "channel": self.channel,
+            "target": redact(self.target),
+            "status": self.status,
+            "tries": self.tries,
+            "created_at": format_timestamp(self.created_at),
+            "finished_at": format_timestamp(self.finished_at) if self.finished_at else None,
+            "error": redact(self.error) if self.error else None,
+        }

@@ -11,7 +11,7 @@ from queuectl.core.errors import WrongState
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Attempt, AttemptOutcome, Job, JobState, NewJob
 from queuectl.core.rates import rate_of
-from queuectl.store.records import AttemptRecord, QueueInfo
+from queuectl.store.records import AttemptRecord, HookEvent, QueueInfo
 
 TimeReader = Callable[[Any], datetime]  # a stored time (epoch float, timestamptz) to UTC
 
@@ -48,6 +48,31 @@ def job_from_row(row: Sequence[Any], to_time: TimeReader) -> Job:
         fatal_on_exit=exit_codes_from_column(row[22]),
         dedupe_key=row[23],
         depends_on=tuple(json.loads(row[24])) if row[24] is not None else (),
+        hooks=json.loads(row[25]) if row[25] is not None else None,
+    )
+
+
+def hook_event_from_row(row: Sequence[Any], to_time: TimeReader) -> HookEvent:
+    """A HookEvent from the columns of EVENT_COLUMNS, in that order."""
+    return HookEvent(
+        id=row[0],
+        job_id=row[1],
+        event=row[2],
+        channel=row[3],
+        target=row[4],
+        state=row[5],
+        exit_code=row[6],
+        attempt=row[7],
+        queue=row[8],
+        command=row[9],
+        last_error=row[10],
+        output=row[11],
+        created_at=to_time(row[12]),
+        status=row[13],
+        tries=row[14],
+        next_attempt_at=to_time(row[15]),
+        finished_at=to_time(row[16]) if row[16] is not None else None,
+        error=row[17],
     )
 
 
@@ -80,6 +105,7 @@ def pending_job(job: NewJob, created: datetime) -> Job:
         fatal_on_exit=job.fatal_on_exit,
         dedupe_key=job.dedupe_key,
         depends_on=job.depends_on,
+        hooks=job.hooks,
     )
 
 

@@ -8,7 +8,7 @@ JOB_COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, timeout, created_at,"
     " updated_at, scheduled_at, run_at, started_at, finished_at, exit_code, last_error,"
     " output, locked_by, locked_at, cwd, env, retry_on_exit, fatal_on_exit, dedupe_key,"
-    " depends_on"
+    " depends_on, hooks"
 )
 # The columns of an attempt, in the order rows.attempt_from_row reads them.
 ATTEMPT_COLUMNS = (
@@ -70,3 +70,48 @@ def dedupe_held(alias: str) -> str:
 def schedule_marks(mark: str) -> str:
     """The placeholders for SCHEDULE_COLUMNS, in the backend's `mark` (? or %s)."""
     return ", ".join([mark] * len(SCHEDULE_COLUMNS.split(",")))
+
+
+# The columns of an outbox row, in the order rows.hook_event_from_row reads them.
+EVENT_COLUMNS = (
+    "seq, job_id, event, channel, target, state, exit_code, attempt, queue, command,"
+    " last_error, output, created_at, status, tries, next_attempt_at, finished_at, error"
+)
+EVENT_OUTPUT_CHARS = 8192  # the end of a job's output an outbox row keeps
+# What a state change is called in hooks and webhooks, by the state it leads to.
+EVENT_OF_STATE = {
+    "completed": "complete",
+    "failed": "fail",
+    "dead": "dead",
+    "cancelled": "cancel",
+}
+
+
+# A hook or webhook config value, NULL when it is unset (stored as `none`, or empty).
+CONFIGURED = "nullif(nullif(value, ''), 'none')"
+
+
+def record_events(source: str, *, event: str, hook: str, tail: str, now: str) -> str:
+    """The statement that writes the outbox rows of one state change: for each job row of
+    `source` (a FROM item aliased j, with the job's columns, and its WHERE), a hook row
+    when a hook command is configured for `event` (the job's own, else the config's
+    on-EVENT) and a webhook row when a URL is (the queue's own, else the config's
+    webhook-url); nothing otherwise.
+    `hook` is the backend's expression for the job's own command (`hooks` JSON, key on_ ||
+    event), `tail` for the end of its output, `now` for the time."""
+    target = (
+        f"CASE c.channel WHEN 'hook' THEN coalesce({hook},"
+        f" (SELECT {CONFIGURED} FROM config WHERE key = 'on-' || {event}))"
+        " ELSE coalesce((SELECT nullif(webhook_url, '') FROM queues WHERE name = j.queue),"
+        f" (SELECT {CONFIGURED} FROM config WHERE key = 'webhook-url')) END"
+    )
+    return (
+        "INSERT INTO job_events (job_id, event, channel, target, state, exit_code, attempt,"
+        " queue, command, last_error, output, created_at, next_attempt_at)"
+        " SELECT * FROM (SELECT j.id, "
+        f"{event} AS event, c.channel, {target} AS target, j.state, j.exit_code, j.attempts,"
+        f" j.queue, j.command, j.last_error, {tail} AS tail, {now} AS created, {now} AS due"
+        " FROM (SELECT 'hook' AS channel UNION ALL SELECT 'webhook') AS c"
+        f" CROSS JOIN {source}) AS e"
+        " WHERE e.target IS NOT NULL"
+    )

@@ -20,6 +20,8 @@ LEFT_BEHIND = {
     "workers": "the processes of the source store: they do not move with it",
     "queuectl_schema": "the schema version (PostgreSQL): the target has its own",
     "queue_starts": "recent starts of rate-limited queues' jobs: they age out within a period",
+    "job_events": "the outbox of hook and webhook deliveries, for state changes the source "
+    "store's workers report: a moved store's jobs have ended already",
 }
 # Columns of carried tables that no field of the record holds: import recomputes them.
 DERIVED_COLUMNS = {

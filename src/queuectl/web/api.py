@@ -85,6 +85,7 @@ def detail(service: QueueService, job: Job) -> dict[str, Any]:
         with contextlib.suppress(QueuectlError):
             value["output"] = service.job_output(job.id).output
     value["history"] = [attempt.to_json() for attempt in service.job_history(job.id)]
+    value["hook_deliveries"] = [event.to_json() for event in service.hook_deliveries(job.id)]
     return value
 
 

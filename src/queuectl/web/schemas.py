@@ -70,14 +70,29 @@ class JobSummary(BaseModel):
         description="no two pending, failed or processing jobs share a key"
     )
     depends_on: list[str] = Field(description="ids of jobs that must complete before it runs")
+    hooks: dict[str, str] | None = Field(
+        default=None, description="the job's own hook commands: on_complete, on_dead, ..."
+    )
 
 
 class Job(JobSummary):
     output: str = Field(description="output of the latest attempt (live while it runs)")
 
 
+class HookDelivery(BaseModel):
+    event: str = Field(description="complete, fail, dead or cancel")
+    channel: str = Field(description="hook (a shell command) or webhook (a URL)")
+    target: str
+    status: str = Field(description="pending, delivered or failed")
+    tries: int
+    created_at: Timestamp
+    finished_at: Timestamp | None
+    error: str | None
+
+
 class JobDetail(Job):
     history: list[Attempt]
+    hook_deliveries: list[HookDelivery] = Field(default_factory=list)
 
 
 class JobPage(BaseModel):
@@ -175,6 +190,10 @@ ENQUEUE_BODY: dict[str, Any] = {
                     "depends_on": {
                         "type": ["array", "null"],
                         "items": {"type": "string", "pattern": f"^{JOB_ID_PATTERN}$"},
+                    },
+                    **{
+                        key: {"type": ["string", "null"], "minLength": 1}
+                        for key in ("on_complete", "on_fail", "on_dead", "on_cancel")
                     },
                     # A job in the stored record's shape: accepted as a new job says it.
                     "state": {"type": "string", "enum": ["pending"]},

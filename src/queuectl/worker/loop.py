@@ -1,8 +1,8 @@
 """The worker loop: rescue, claim, run, finish; until stopped (or idle, in burst mode).
 
-Three threads beside the job loop, each with its own store connection: the heartbeat
-(beats only), maintenance (rescue, retention, schedules, live output) and the signal
-reader. A bug in any of them ends the worker safely (see `crash`).
+Four threads beside the job loop, each with its own store connection: the heartbeat
+(beats only), maintenance (rescue, retention, schedules, live output), hook delivery and
+the signal reader. A bug in any of them ends the worker safely (see `crash`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord
 from queuectl.worker.config_cache import ConfigCache
 from queuectl.worker.heartbeat import Heartbeat
+from queuectl.worker.hooks import Deliverer
 from queuectl.worker.maintenance import Maintenance, fire_schedules
 from queuectl.worker.signals import (
     GRACEFUL_STOP_SIGNAL,
@@ -67,6 +68,7 @@ class Worker:
         self._stops = StopCounter()
         self._current: tuple[Job, ShellRun] | None = None
         self._heartbeat: Heartbeat | None = None
+        self._deliverer: Deliverer | None = None
         # The worker's own environment, read once: every job starts from it (os.environ
         # decodes each variable on every read).
         self._environment = dict(os.environ)
@@ -139,9 +141,12 @@ class Worker:
         maintenance = Maintenance(
             open_store(self.target, durable=False), self.id, current, self.crash
         )
+        deliverer = Deliverer(open_store(self.target, durable=False), self.id, self.crash)
         self._heartbeat = heartbeat
+        self._deliverer = deliverer
         heartbeat.start()
         maintenance.start()
+        deliverer.start()
         log.info("%s started (pid %d)", self.id, os.getpid())
         claimed: list[Job] = []  # the job claimed and not yet recorded, if any
         try:
@@ -158,6 +163,13 @@ class Worker:
             for task in (heartbeat, maintenance):
                 task.finish()
                 task.join(timeout=5)
+            # The hooks of the last jobs, if they are due (bounded by the hook timeout),
+            # unless told to stop now: what is left is delivered by the next worker.
+            if self._stops.requests <= 1 and self.crashed is None:
+                deliverer.drain()
+                deliverer.join(timeout=2 * config_timeout(service) + 5)
+            deliverer.finish()
+            deliverer.join(timeout=5)
             with contextlib.suppress(QueuectlError):
                 store.deregister_worker(self.id)
             with contextlib.suppress(Exception):
@@ -257,6 +269,8 @@ class Worker:
                 job.id,
             )
             return next_job
+        if self._deliverer is not None:
+            self._deliverer.job_finished(job)
         log.info(
             "%s: job %s %s%s (%.2fs)",
             self.id,
@@ -318,6 +332,14 @@ class Worker:
 
     def _status(self) -> str:
         return "stopping" if self.stopping.is_set() else "running"
+
+
+def config_timeout(service: QueueService) -> float:
+    """The hook timeout, or its default when the store cannot say."""
+    try:
+        return service.settings().hook_timeout
+    except QueuectlError:
+        return Settings().hook_timeout
 
 
 def run_worker(worker: Worker) -> int:

@@ -16,6 +16,15 @@ if TYPE_CHECKING:
     from queuectl.core.settings import Settings
 
 
+# When each of a job's own hooks runs (README "Hooks and webhooks").
+HOOK_WHEN = {
+    "on_complete": "when the job completes",
+    "on_fail": "when an attempt fails and will be retried",
+    "on_dead": "when the job dies (DLQ)",
+    "on_cancel": "when the job is cancelled",
+}
+
+
 def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "add",
@@ -65,6 +74,12 @@ def register(subparsers: Subparsers) -> None:
         default=[],
         help="run only once job ID has completed (repeat, or separate ids with commas)",
     )
+    for key in ("on_complete", "on_fail", "on_dead", "on_cancel"):
+        parser.add_argument(
+            "--" + key.replace("_", "-"),
+            metavar="CMD",
+            help=f"shell command run {HOOK_WHEN[key]} (instead of config {key.replace('_', '-')})",
+        )
     add_json_flag(parser)
     parser.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run"
@@ -81,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from queuectl.core.models import NewJob
 
     options = job_options(args, words, os.getcwd() if args.here else args.cwd)
+    hooks = fields.check_hooks({key: getattr(args, key) for key in fields.HOOK_KEYS})
     service = open_service(args, create=True)
     defaults = service.settings()
     scheduled_at = None
@@ -95,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         scheduled_at=scheduled_at,
         **_policy_fields(args),
         depends_on=fields.check_depends_on(fields.split_after(args.after), job_id),
+        hooks=hooks,
         id_generated=args.id is None,
     )
     (created,) = service.enqueue([job], skip_duplicate_keys=args.if_exists == "skip")

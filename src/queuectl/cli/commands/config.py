@@ -50,14 +50,14 @@ def run_list(args: argparse.Namespace) -> int:
 def run_get(args: argparse.Namespace) -> int:
     if args.key is None:
         return run_list(args)
-    from queuectl.core.settings import config_key, listed_values
+    from queuectl.core.settings import config_key, listed_values, shown_text
 
     spec = config_key(args.key)  # an unknown key is refused before the store is opened
     current = _settings(args)
     if args.json:
         print_json({spec.key: listed_values(current)[spec.key]})
     else:
-        print(spec.format(current.value_of(spec.key)))
+        print(shown_text(spec.key, current.value_of(spec.key)))
     return 0
 
 
@@ -72,6 +72,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def run_set(args: argparse.Namespace) -> int:
+    from queuectl.core.settings import shown_stored
+
     key, value = open_service(args, create=True).config_set(args.key, args.value)
-    print(f"{key} = {value}")
+    print(f"{key} = {shown_stored(key, value)}")
     return 0

@@ -1,4 +1,4 @@
-"""`queuectl queue list|pause|resume|limit|rate`: named queues and their controls."""
+"""`queuectl queue list|pause|resume|limit|rate|webhook`: named queues and their controls."""
 
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ def register(subparsers: Subparsers) -> None:
     rate.add_argument("name", metavar="Q")
     rate.add_argument("rate", metavar="N/UNIT", help="30/m, 5/s, 100/h, or `none` to remove it")
     rate.set_defaults(handler=run_rate)
+    webhook = commands.add_parser(
+        "webhook", help="POST this queue's job events to a URL of its own (see webhook-url)"
+    )
+    webhook.add_argument("name", metavar="Q")
+    webhook.add_argument(
+        "url",
+        metavar="URL",
+        nargs="?",
+        help="an http(s) URL, or `none` to remove it (without URL: show the queue's webhook)",
+    )
+    webhook.set_defaults(handler=run_webhook)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -101,5 +112,19 @@ def run_rate(args: argparse.Namespace) -> int:
     print(
         f"Queue {args.name}: "
         + ("no rate limit." if rate is None else f"at most {rate.describe()}.")
+    )
+    return 0
+
+
+def run_webhook(args: argparse.Namespace) -> int:
+    from queuectl.core.redact import redact
+
+    if args.url is None:
+        url = open_service(args).queue_webhook(args.name)
+    else:
+        url = open_service(args, create=True).set_queue_webhook(args.name, args.url)
+    print(
+        f"Queue {args.name}: "
+        + (f"webhook {redact(url)}." if url else "no webhook of its own (config webhook-url).")
     )
     return 0

@@ -24,10 +24,19 @@ def run(args: argparse.Namespace) -> int:
         service = open_service(args)
         service.rescue_stale()
         job = service.get_job(args.id)
-        found = job, service.job_history(job.id), service.store.now()
-    job, history, now = found
+        found = (
+            job,
+            service.job_history(job.id),
+            service.store.now(),
+            service.hook_deliveries(job.id),
+        )
+    job, history, now, events = found
     if args.json:
-        print_json(job.to_json() | {"history": [attempt.to_json() for attempt in history]})
+        print_json(
+            job.to_json()
+            | {"history": [attempt.to_json() for attempt in history]}
+            | {"hook_deliveries": [event.to_json() for event in events]}
+        )
     else:
-        print_job(job, history, now)
+        print_job(job, history, now, events)
     return 0

@@ -30,6 +30,7 @@ OPTIONAL_COLUMNS: tuple[tuple[str, Callable[[NewJob], object]], ...] = (
     ("retry_on_exit", lambda job: exit_codes_to_column(job.retry_on_exit)),
     ("fatal_on_exit", lambda job: exit_codes_to_column(job.fatal_on_exit)),
     ("dedupe_key", lambda job: job.dedupe_key),
+    ("hooks", lambda job: json.dumps(job.hooks) if job.hooks else None),
 )
 
 

@@ -15,12 +15,13 @@ from queuectl.core.models import AttemptOutcome, Job, JobState
 from queuectl.crashpoint import crash_point
 from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor
 from queuectl.store.postgres.dependencies import PostgresDependencies
+from queuectl.store.postgres.outbox import EVENT_SQL, RECORD_EVENTS
 from queuectl.store.postgres.rates import PostgresRates
 from queuectl.store.postgres.rows import job_of, without_nul
 from queuectl.store.postgres.statements import STALE_JOBS
 from queuectl.store.records import AttemptRecord
 from queuectl.store.rows import outcome_class
-from queuectl.store.sql import JOB_COLUMNS, closed_queues
+from queuectl.store.sql import EVENT_OF_STATE, JOB_COLUMNS, closed_queues, record_events
 
 CANCELLED_WHILE_RUNNING = "cancelled while running"
 log = logging.getLogger("queuectl.store")
@@ -65,8 +66,9 @@ SELECT {JOB_COLUMNS} FROM claimed
 
 
 # Finish in one statement too; guarded by the claim it ends (state, holder, attempt
-# number), so a rescued or cancelled job is left alone and zero rows come back. jobs.id,
-# attempts_job and the workers key find the rows.
+# number), so a rescued or cancelled job is left alone and zero rows come back. Its hook
+# and webhook rows go to the outbox in the same statement. jobs.id, attempts_job and the
+# workers key find the rows.
 FINISH_SQL = """
 WITH finished AS (
     UPDATE jobs SET state = %(state)s,
@@ -76,10 +78,14 @@ WITH finished AS (
         updated_at = now()
     WHERE id = %(job)s AND state = 'processing' AND locked_by = %(worker)s
         AND attempts = %(attempt)s
-    RETURNING id, has_dependents
+    RETURNING id, has_dependents, state, exit_code, attempts, queue, command, last_error,
+        output, hooks
+), events AS (
+    {events}
 ), attempt AS (
     UPDATE attempts SET finished_at = now(), exit_code = %(exit_code)s, error = %(error)s,
-        output = coalesce(%(output)s, output), outcome = %(outcome)s, signal = %(signal)s
+        output = coalesce(%(output)s, attempts.output), outcome = %(outcome)s,
+        signal = %(signal)s
     FROM finished
     WHERE attempts.job_id = finished.id AND attempts.attempt = %(attempt)s
         AND attempts.finished_at IS NULL
@@ -92,7 +98,7 @@ SELECT id, has_dependents,
     CASE WHEN has_dependents AND %(state)s = 'completed'
         THEN set_config('queuectl.released_by', id, true) END
 FROM finished
-"""
+""".format(events=record_events("finished AS j", **EVENT_SQL))
 
 
 # The release of a completed job's dependents, run in the finish's transaction right after
@@ -361,6 +367,7 @@ class PostgresClaims(PostgresDependencies, PostgresRates):
                 # Its worker's finish will be refused, so it would never clear this itself:
                 # `status` would show the worker busy with a job that is over.
                 cursor.execute(CLEAR_CURRENT_JOB, (job.locked_by, job_id))
+            cursor.execute(RECORD_EVENTS, {"job": [job_id], "event": "cancel"})
             self._release_dependents(cursor, job_id, JobState.CANCELLED)
         return job
 
@@ -379,4 +386,5 @@ def _finish_params(
         "job": job.id,
         "worker": worker_id,
         "attempt": job.attempts,
+        "event": EVENT_OF_STATE[outcome.state.value],
     }

@@ -12,6 +12,7 @@ from queuectl.core.errors import StoreUnavailable
 from queuectl.core.models import Job, JobState, NewJob
 from queuectl.store import dependencies
 from queuectl.store.postgres.connection import CHANNEL, NOTIFY, Cursor, PostgresConnection
+from queuectl.store.postgres.outbox import RECORD_EVENTS
 from queuectl.store.postgres.rows import job_of
 from queuectl.store.rows import key_taken
 from queuectl.store.sql import JOB_COLUMNS, dedupe_held
@@ -129,7 +130,10 @@ class PostgresDependencies(PostgresConnection):
 
             def kill(cause: str, error: str) -> list[str]:
                 cursor.execute(KILL_DEPENDENTS, (error, cause))
-                return [row[0] for row in cursor.fetchall()]
+                killed = [row[0] for row in cursor.fetchall()]
+                if killed:
+                    cursor.execute(RECORD_EVENTS, {"job": killed, "event": "dead"})
+                return killed
 
             dependencies.kill_dependents(job_id, state, kill)
 

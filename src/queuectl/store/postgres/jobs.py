@@ -38,15 +38,15 @@ DELETE_BATCH = 500  # jobs deleted per transaction
 INSERT_PLAIN_JOBS = (
     "WITH new_jobs AS (INSERT INTO jobs (id, command, state, queue, priority,"
     " max_retries, timeout, created_at, updated_at, scheduled_at, run_at, cwd,"
-    " env, retry_on_exit, fatal_on_exit, dedupe_key, depends_on)"
+    " env, retry_on_exit, fatal_on_exit, dedupe_key, depends_on, hooks)"
     " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
     " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env,"
-    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on"
+    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, hooks"
     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
     " %s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS new (id, command,"
-    " queue, priority, max_retries, timeout, scheduled_at, cwd, env,"
-    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, position)"
+    " %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS new (id,"
+    " command, queue, priority, max_retries, timeout, scheduled_at, cwd, env,"
+    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, hooks, position)"
     f" ORDER BY position RETURNING {JOB_COLUMNS})"
     f" SELECT {JOB_COLUMNS} FROM new_jobs, (SELECT pg_notify(%s, '')) AS wake"
 )
@@ -99,6 +99,7 @@ class PostgresJobs(PostgresDependencies):
             [exit_codes_to_column(job.fatal_on_exit) for job in jobs],
             [job.dedupe_key for job in jobs],
             [json.dumps(job.depends_on) if job.depends_on else None for job in jobs],
+            [json.dumps(job.hooks) if job.hooks else None for job in jobs],
         )
         has_dependencies = any(job.depends_on for job in jobs)
         # A job whose key is held is skipped, not an error: the unique index arbitrates,
@@ -119,16 +120,17 @@ class PostgresJobs(PostgresDependencies):
                 cursor.execute(
                     "INSERT INTO jobs (id, command, state, queue, priority, max_retries,"
                     " timeout, created_at, updated_at, scheduled_at, run_at, cwd, env,"
-                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, waiting_on)"
+                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, hooks,"
+                    " waiting_on)"
                     " SELECT id, command, 'pending', queue, priority, max_retries, timeout,"
                     " now(), now(), scheduled_at, coalesce(scheduled_at, now()), cwd, env,"
-                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, waiting_on"
+                    " retry_on_exit, fatal_on_exit, dedupe_key, depends_on, hooks, waiting_on"
                     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::int[],"
                     " %s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
-                    " %s::text[], %s::text[], %s::text[], %s::int[]) WITH ORDINALITY AS new"
-                    " (id, command, queue, priority, max_retries, timeout, scheduled_at, cwd,"
-                    " env, retry_on_exit, fatal_on_exit, dedupe_key, depends_on, waiting_on,"
-                    " position)"
+                    " %s::text[], %s::text[], %s::text[], %s::text[], %s::int[])"
+                    " WITH ORDINALITY AS new (id, command, queue, priority, max_retries,"
+                    " timeout, scheduled_at, cwd, env, retry_on_exit, fatal_on_exit,"
+                    " dedupe_key, depends_on, hooks, waiting_on, position)"
                     f" ORDER BY position{skip if skip_duplicate_keys else ''}"
                     f" RETURNING {JOB_COLUMNS}",
                     (*columns, waiting),

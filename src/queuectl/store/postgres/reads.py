@@ -19,11 +19,12 @@ from queuectl.store.postgres.statements import (
     ACTIVE_WORKERS,
     COUNT_BY_STATE,
     GET_JOB,
+    JOB_EVENTS,
     LIST_ATTEMPTS,
     STALE_JOBS,
     qualify,
 )
-from queuectl.store.rows import attempt_from_row, state_counts
+from queuectl.store.rows import attempt_from_row, hook_event_from_row, state_counts
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from psycopg2.extensions import connection
 
     from queuectl.core.models import Attempt, Job, JobState, WorkerInfo
+    from queuectl.store.records import HookEvent
 
 
 class PostgresReads:
@@ -61,9 +63,9 @@ class PostgresReads:
         except psycopg2.Error:
             return None
 
-    def job(self, job_id: str) -> tuple[Job, list[Attempt], datetime] | None:
-        """A job with its history and the server's time; None when it is not found (the
-        full path words that) or on a driver error."""
+    def job(self, job_id: str) -> tuple[Job, list[Attempt], datetime, list[HookEvent]] | None:
+        """A job with its history, the server's time and its hook deliveries; None when it
+        is not found (the full path words that) or on a driver error."""
         import psycopg2
 
         if not is_valid_job_id(job_id):
@@ -73,7 +75,8 @@ class PostgresReads:
             if not rows:
                 return None
             history = [attempt_from_row(row, utc) for row in self._read(LIST_ATTEMPTS, (job_id,))]
-            return job_of(rows[0]), history, self.now()
+            events = [hook_event_from_row(row, utc) for row in self._read(JOB_EVENTS, (job_id,))]
+            return job_of(rows[0]), history, self.now(), events
         except psycopg2.Error:
             return None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from queuectl.store.sql import ATTEMPT_COLUMNS, JOB_COLUMNS, WORKER_COLUMNS
+from queuectl.store.sql import ATTEMPT_COLUMNS, EVENT_COLUMNS, JOB_COLUMNS, WORKER_COLUMNS
 
 SCHEMA = "queuectl"  # every table lives here, clear of the application's own tables
 TABLES = (
@@ -19,6 +19,7 @@ TABLES = (
     "schedules",
     "job_dependencies",
     "queue_starts",
+    "job_events",
     "queuectl_schema",
 )
 # A table named where a statement reads or writes it. Keywords are upper case in all of
@@ -26,6 +27,8 @@ TABLES = (
 # a column `queues`; extract(epoch FROM finished_at) names a column after FROM).
 TABLE_REFERENCE = re.compile(rf"\b(FROM|JOIN|UPDATE|INTO|TABLE|COPY)\s+({'|'.join(TABLES)})\b")
 
+# A job's hook and webhook deliveries, oldest first: job_events_job.
+JOB_EVENTS = f"SELECT {EVENT_COLUMNS} FROM job_events WHERE job_id = %s ORDER BY seq"
 # The config table, whole: it is small.
 GET_CONFIG = "SELECT key, value FROM config"
 # Processing jobs whose worker stopped or went silent, by the server's clock (hosts with

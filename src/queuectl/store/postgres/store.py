@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from queuectl.store.postgres.claims import PostgresClaims
 from queuectl.store.postgres.health import PostgresHealth
+from queuectl.store.postgres.hooks import PostgresHooks
 from queuectl.store.postgres.jobs import PostgresJobs
 from queuectl.store.postgres.queues import PostgresQueues
 from queuectl.store.postgres.schedules import PostgresSchedules
@@ -19,6 +20,7 @@ class PostgresStore(
     PostgresHealth,
     PostgresSchedules,
     PostgresTransfer,
+    PostgresHooks,
 ):
     """Every role of the store (store/base.py) on one PostgreSQL database, shared by
     workers on any number of hosts: each part is a class of its own module over

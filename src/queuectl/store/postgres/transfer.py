@@ -37,7 +37,8 @@ JOBS_AFTER = (
 HISTORIES = f"SELECT {ATTEMPT_COLUMNS}, output FROM attempts WHERE job_id = ANY(%s) ORDER BY seq"
 # Every queue's settings, by name: the queues primary key.
 QUEUE_SETTINGS = (
-    "SELECT name, paused, max_running, rate_count, rate_period FROM queues ORDER BY name"
+    "SELECT name, paused, max_running, rate_count, rate_period, webhook_url FROM queues"
+    " ORDER BY name"
 )
 # How many attempts the store holds: a count over attempts (a check after a copy).
 COUNT_ATTEMPTS = "SELECT count(*) FROM attempts"
@@ -56,11 +57,11 @@ INSERT_EDGES = (
 MARK_DEPENDED_ON = "UPDATE jobs SET has_dependents = true WHERE id = ANY(%s) AND NOT has_dependents"
 # A queue's settings as they were: the queues primary key.
 SET_QUEUE = (
-    "INSERT INTO queues (name, paused, max_running, rate_count, rate_period)"
-    " VALUES (%s, %s, %s, %s, %s)"
+    "INSERT INTO queues (name, paused, max_running, rate_count, rate_period, webhook_url)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
     " max_running = excluded.max_running, rate_count = excluded.rate_count,"
-    " rate_period = excluded.rate_period"
+    " rate_period = excluded.rate_period, webhook_url = excluded.webhook_url"
 )
 # Whether a schedule name is taken: the schedules primary key.
 HAS_SCHEDULE = "SELECT 1 FROM schedules WHERE name = %s"
@@ -145,7 +146,14 @@ class PostgresContentsWriter:
     def set_queue(self, queue: QueueSetting) -> None:
         self.cursor.execute(
             SET_QUEUE,
-            (queue.name, queue.paused, queue.max_running, queue.rate_count, queue.rate_period),
+            (
+                queue.name,
+                queue.paused,
+                queue.max_running,
+                queue.rate_count,
+                queue.rate_period,
+                queue.webhook_url,
+            ),
         )
 
     def has_schedule(self, name: str) -> bool:

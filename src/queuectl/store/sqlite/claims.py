@@ -163,6 +163,7 @@ class SqliteClaims(SqliteDependencies, SqliteRates):
                 ),
             )
             conn.execute(CLEAR_CURRENT_JOB, (worker_id, job.id))
+            self._record_events(conn, job.id, outcome.state)
             crash_point("between-finish-and-release")
             self._release_dependents(conn, job.id, outcome.state)
         return True
@@ -223,5 +224,6 @@ class SqliteClaims(SqliteDependencies, SqliteRates):
                 # Its worker's finish will be refused, so it would never clear this itself:
                 # `status` would show the worker busy with a job that is over.
                 conn.execute(CLEAR_CURRENT_JOB, (job.locked_by, job_id))
+            self._record_events(conn, job_id, JobState.CANCELLED)
             self._release_dependents(conn, job_id, JobState.CANCELLED)
             return job

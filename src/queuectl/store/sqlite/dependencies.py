@@ -10,7 +10,7 @@ from queuectl.core.models import Job, JobState, NewJob
 from queuectl.store import dependencies
 from queuectl.store.rows import key_taken
 from queuectl.store.sql import JOB_COLUMNS, dedupe_held
-from queuectl.store.sqlite.connection import SqliteConnection
+from queuectl.store.sqlite.outbox import SqliteOutbox
 from queuectl.store.sqlite.rows import job_of
 
 # The states of a batch's dependencies (a chunk of ids: ? marks appended); jobs.id (unique).
@@ -82,7 +82,7 @@ def marks(count: int) -> str:
     return f"({','.join('?' * count)})"
 
 
-class SqliteDependencies(SqliteConnection):
+class SqliteDependencies(SqliteOutbox):
     """Dependency bookkeeping, inside the caller's write transaction, and retries."""
 
     def _waiting_counts(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[int]:
@@ -104,7 +104,10 @@ class SqliteDependencies(SqliteConnection):
             now = self._now()
 
             def kill(cause: str, error: str) -> list[str]:
-                return [row[0] for row in conn.execute(KILL_DEPENDENTS, (error, now, cause))]
+                killed = [row[0] for row in conn.execute(KILL_DEPENDENTS, (error, now, cause))]
+                for dependent in killed:
+                    self._record_events(conn, dependent, JobState.DEAD)
+                return killed
 
             dependencies.kill_dependents(job_id, state, kill)
 

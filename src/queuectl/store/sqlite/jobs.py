@@ -59,14 +59,15 @@ class SqliteJobs(SqliteDependencies):
                 exit_codes_to_column(job.fatal_on_exit),
                 job.dedupe_key,
                 json.dumps(job.depends_on) if job.depends_on else None,
+                json.dumps(job.hooks) if job.hooks else None,
             )
             for job in jobs
         ]
         insert = (
             "INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout,"
             " created_at, updated_at, scheduled_at, run_at, cwd, env, retry_on_exit,"
-            " fatal_on_exit, dedupe_key, depends_on, waiting_on)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " fatal_on_exit, dedupe_key, depends_on, hooks, waiting_on)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         has_dependencies = any(job.depends_on for job in jobs)
         try:

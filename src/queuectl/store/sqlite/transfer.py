@@ -27,7 +27,8 @@ JOBS_AFTER = f"SELECT seq, {JOB_COLUMNS} FROM jobs WHERE seq > ?{{states}} ORDER
 HISTORIES = f"SELECT {ATTEMPT_COLUMNS}, output FROM attempts WHERE job_id IN "
 # Every queue's settings, by name: the queues primary key.
 QUEUE_SETTINGS = (
-    "SELECT name, paused, max_running, rate_count, rate_period FROM queues ORDER BY name"
+    "SELECT name, paused, max_running, rate_count, rate_period, webhook_url FROM queues"
+    " ORDER BY name"
 )
 # How many attempts the store holds: a count over attempts (a check after a copy).
 COUNT_ATTEMPTS = "SELECT count(*) FROM attempts"
@@ -39,11 +40,11 @@ INSERT_EDGE = (
 )
 # A queue's settings as they were: the queues primary key.
 SET_QUEUE = (
-    "INSERT INTO queues (name, paused, max_running, rate_count, rate_period)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO queues (name, paused, max_running, rate_count, rate_period, webhook_url)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
     " max_running = excluded.max_running, rate_count = excluded.rate_count,"
-    " rate_period = excluded.rate_period"
+    " rate_period = excluded.rate_period, webhook_url = excluded.webhook_url"
 )
 # Whether a schedule name is taken: the schedules primary key.
 HAS_SCHEDULE = "SELECT 1 FROM schedules WHERE name = ?"
@@ -126,7 +127,14 @@ class SqliteContentsWriter:
     def set_queue(self, queue: QueueSetting) -> None:
         self.conn.execute(
             SET_QUEUE,
-            (queue.name, queue.paused, queue.max_running, queue.rate_count, queue.rate_period),
+            (
+                queue.name,
+                queue.paused,
+                queue.max_running,
+                queue.rate_count,
+                queue.rate_period,
+                queue.webhook_url,
+            ),
         )
 
     def has_schedule(self, name: str) -> bool:
