@@ -56,7 +56,7 @@ class JobOptions(TypedDict, total=False):
     fatal_on_exit: Sequence[int]
     dedupe_key: str | None
     depends_on: Sequence[str]
-    on_complete: str  # the job's own hook commands (README "Hooks and webhooks")
+    on_complete: str  # the job's own hook commands (docs/HOOKS.md)
     on_fail: str
     on_dead: str
     on_cancel: str

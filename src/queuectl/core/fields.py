@@ -29,7 +29,7 @@ MAX_DEDUPE_KEY_LENGTH = 256  # characters
 # The command is one `sh -c` argument: Linux refuses an argument over MAX_ARG_STRLEN (32
 # pages, 128 KiB, its NUL included) with "Argument list too long" at every attempt.
 MAX_COMMAND_BYTES = 128 * 1024 - 1
-# A job's own hook commands (README "Hooks and webhooks"), one per event: the JSON keys
+# A job's own hook commands (docs/HOOKS.md), one per event: the JSON keys
 # and `add` options, stored together in the job's `hooks` object.
 HOOK_KEYS = ("on_complete", "on_fail", "on_dead", "on_cancel")
 

@@ -39,7 +39,7 @@ class Settings:
     retention_dead: float = 30 * 86400.0  # seconds a dead or cancelled job is kept; 0: forever
     dlq_threshold: int = 100  # dead jobs above which `doctor` reports a problem
     backoff_jitter: str = "none"  # "full": each retry delay drawn uniformly from [0, delay]
-    # Hooks and webhooks (README "Hooks and webhooks"); "" is none.
+    # Hooks and webhooks (docs/HOOKS.md); "" is none.
     on_complete: str = ""  # a shell command run when a job completes
     on_fail: str = ""  # ... when an attempt failed and will be retried
     on_dead: str = ""  # ... when a job dies (into the DLQ)

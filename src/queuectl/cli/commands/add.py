@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from queuectl.core.settings import Settings
 
 
-# When each of a job's own hooks runs (README "Hooks and webhooks").
+# When each of a job's own hooks runs (docs/HOOKS.md).
 HOOK_WHEN = {
     "on_complete": "when the job completes",
     "on_fail": "when an attempt fails and will be retried",

@@ -1,4 +1,4 @@
--- Hooks and webhooks (README "Hooks and webhooks").
+-- Hooks and webhooks (docs/HOOKS.md).
 -- hooks: a job's own hook commands, a JSON object such as {"on_dead": "notify-send ..."},
 -- NULL for none; each one replaces the configured hook of its event for this job.
 ALTER TABLE jobs ADD COLUMN hooks text;
