@@ -36,28 +36,6 @@ WITH_PGBOUNCER = [*BACKENDS, pytest.param("pgbouncer", marks=pytest.mark.postgre
 # Commands that always get a real process: they fork, install signal handlers, configure
 # logging, serve or draw on a terminal, none of which may touch the test process.
 OWN_PROCESS_COMMANDS = frozenset({"worker", "dashboard", "top"})
-# The longest tests (tens of seconds each, mostly waiting on workers): collected first, so
-# that parallel runs (`pytest -n`) start them at once instead of finishing on them alone.
-LONGEST_FIRST = (
-    "tests/reliability/test_chaos.py",
-    "tests/reliability/test_pg_faults.py",
-    "tests/reliability/test_state_machine.py",
-    "tests/reliability/test_processes.py",
-    "tests/reliability/test_crash_points.py",
-    "tests/web/test_browser.py",
-    "tests/integration/test_workers.py",
-    "tests/integration/test_multihost.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the longest tests first, keeping the order within each group."""
-
-    def rank(item: pytest.Item) -> int:
-        path = item.nodeid.split("::")[0]
-        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)
 
 
 def wait_until(
