@@ -36,7 +36,7 @@ lint: venv
 
 ## test: lint, then the whole test suite on both backends
 test: lint
-	$(BIN)/pytest -n 2 -q tests
+	$(BIN)/pytest -n 4 -q tests
 
 check: test
 
