@@ -336,6 +336,17 @@ def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
             yield url
 
 
+@pytest.fixture
+def store(db_target: str) -> Iterator[Store]:
+    """The store `db_target` names, opened in the test process (modules that need it set up
+    differently define their own)."""
+    from queuectl.store import open_store
+
+    opened = open_store(db_target)
+    yield opened
+    opened.close()
+
+
 @pytest.fixture(name="sqlite_target")
 def sqlite_target_fixture(tmp_path: Path) -> str:
     return str(sqlite_target(tmp_path))

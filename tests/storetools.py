@@ -11,71 +11,55 @@ from typing import Any
 DAY = 86400.0  # seconds
 
 
-def backdate(target: str, job_id: str, seconds: float) -> None:
-    """Make a job look `seconds` older: its updated_at and finished_at move back by that
-    much, as if it had finished long ago (age is what prune and retention look at)."""
+def move_back(
+    target: str, table: str, times: tuple[str, ...], key: str, value: str, seconds: float
+) -> int:
+    """Move the time columns `times` of the `table` rows whose `key` is `value` back by
+    `seconds`, on either backend; how many rows changed."""
     if target.startswith(("postgresql://", "postgres://")):
         import psycopg
 
+        moved = ", ".join(
+            f"{column} = {column} - %(age)s * interval '1 second'" for column in times
+        )
         with psycopg.connect(target, autocommit=True) as server:
-            changed = server.execute(
-                "UPDATE queuectl.jobs SET updated_at = updated_at - %(age)s * interval '1 second',"
-                " finished_at = finished_at - %(age)s * interval '1 second' WHERE id = %(id)s",
-                {"age": seconds, "id": job_id},
+            return server.execute(
+                f"UPDATE queuectl.{table} SET {moved} WHERE {key} = %(value)s",  # noqa: S608 - names from the callers
+                {"age": seconds, "value": value},
             ).rowcount
-    else:
-        path = target.removeprefix("sqlite://")
-        with contextlib.closing(sqlite3.connect(path)) as database, database:
-            changed = database.execute(
-                "UPDATE jobs SET updated_at = updated_at - ?, finished_at = finished_at - ?"
-                " WHERE id = ?",
-                (seconds, seconds, job_id),
-            ).rowcount
+    moved = ", ".join(f"{column} = {column} - :age" for column in times)
+    path = target.removeprefix("sqlite://")
+    with contextlib.closing(sqlite3.connect(path)) as database, database:
+        return database.execute(
+            f"UPDATE {table} SET {moved} WHERE {key} = :value",  # noqa: S608 - names from the callers
+            {"age": seconds, "value": value},
+        ).rowcount
+
+
+def backdate(target: str, job_id: str, seconds: float) -> None:
+    """Make a job look `seconds` older: its updated_at and finished_at move back by that
+    much, as if it had finished long ago (age is what prune and retention look at)."""
+    changed = move_back(target, "jobs", ("updated_at", "finished_at"), "id", job_id, seconds)
     assert changed == 1, f"no job {job_id!r} to backdate"
 
 
 def age_worker(target: str, worker_id: str, seconds: float) -> None:
     """Make a worker's last heartbeat `seconds` older, as if it had died that long ago."""
-    if target.startswith(("postgresql://", "postgres://")):
-        import psycopg
-
-        with psycopg.connect(target, autocommit=True) as server:
-            changed = server.execute(
-                "UPDATE queuectl.workers"
-                " SET last_heartbeat = last_heartbeat - %(age)s * interval '1 second'"
-                " WHERE id = %(id)s",
-                {"age": seconds, "id": worker_id},
-            ).rowcount
-    else:
-        path = target.removeprefix("sqlite://")
-        with contextlib.closing(sqlite3.connect(path)) as database, database:
-            changed = database.execute(
-                "UPDATE workers SET last_heartbeat = last_heartbeat - ? WHERE id = ?",
-                (seconds, worker_id),
-            ).rowcount
+    changed = move_back(target, "workers", ("last_heartbeat",), "id", worker_id, seconds)
     assert changed == 1, f"no worker {worker_id!r} to age"
 
 
 def age_claim(target: str, job_id: str, seconds: float) -> None:
     """Make a processing job's claim `seconds` older (its locked_at and started_at)."""
-    if target.startswith(("postgresql://", "postgres://")):
-        import psycopg
-
-        with psycopg.connect(target, autocommit=True) as server:
-            changed = server.execute(
-                "UPDATE queuectl.jobs SET locked_at = locked_at - %(age)s * interval '1 second',"
-                " started_at = started_at - %(age)s * interval '1 second' WHERE id = %(id)s",
-                {"age": seconds, "id": job_id},
-            ).rowcount
-    else:
-        path = target.removeprefix("sqlite://")
-        with contextlib.closing(sqlite3.connect(path)) as database, database:
-            changed = database.execute(
-                "UPDATE jobs SET locked_at = locked_at - ?, started_at = started_at - ?"
-                " WHERE id = ?",
-                (seconds, seconds, job_id),
-            ).rowcount
+    changed = move_back(target, "jobs", ("locked_at", "started_at"), "id", job_id, seconds)
     assert changed == 1, f"no job {job_id!r} to age"
+
+
+def age_starts(target: str, queue: str, seconds: float) -> None:
+    """Make the logged starts of a rate-limited queue `seconds` older, as if that much time
+    had passed since: its window moves on without the test waiting for it."""
+    changed = move_back(target, "queue_starts", ("started_at",), "queue", queue, seconds)
+    assert changed, f"no starts of queue {queue!r} to age"
 
 
 def set_next_firing(target: str, name: str, when: datetime) -> None:
@@ -133,26 +117,3 @@ def columns(conn: Any, table: str) -> set[str]:
         (table,),
     ).fetchall()
     return {row[0] for row in rows}
-
-
-def age_starts(target: str, queue: str, seconds: float) -> None:
-    """Make the logged starts of a rate-limited queue `seconds` older, as if that much time
-    had passed since: its window moves on without the test waiting for it."""
-    if target.startswith(("postgresql://", "postgres://")):
-        import psycopg
-
-        with psycopg.connect(target, autocommit=True) as server:
-            changed = server.execute(
-                "UPDATE queuectl.queue_starts"
-                " SET started_at = started_at - %(age)s * interval '1 second'"
-                " WHERE queue = %(queue)s",
-                {"age": seconds, "queue": queue},
-            ).rowcount
-    else:
-        path = target.removeprefix("sqlite://")
-        with contextlib.closing(sqlite3.connect(path)) as database, database:
-            changed = database.execute(
-                "UPDATE queue_starts SET started_at = started_at - ? WHERE queue = ?",
-                (seconds, queue),
-            ).rowcount
-    assert changed, f"no starts of queue {queue!r} to age"

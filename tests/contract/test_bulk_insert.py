@@ -3,25 +3,16 @@ and report exactly what its one-statement insert did, all or nothing (issue 15).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from queuectl.core.errors import DuplicateDedupeKey, DuplicateJobId
 from queuectl.core.models import JobState, NewJob
-from queuectl.store import open_store
 from queuectl.store.base import JobFilter, Store
 from queuectl.store.postgres.bulk import COPY_MIN_JOBS
 
 BATCH = COPY_MIN_JOBS + 50
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    opened = open_store(db_target)
-    yield opened
-    opened.close()
 
 
 def varied_jobs(count: int) -> list[NewJob]:

@@ -5,7 +5,6 @@ DLQ only together with its dependencies."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,13 +14,6 @@ from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import Job, JobState, NewJob
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord, JobFilter, Store
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    opened = open_store(db_target)
-    yield opened
-    opened.close()
 
 
 def add(store: Store, job_id: str, *depends_on: str, **fields: Any) -> Job:

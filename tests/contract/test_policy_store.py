@@ -27,13 +27,6 @@ SHORT_LEASE = 0.3  # seconds; a heartbeat older than this is stale
 RACERS = 6
 
 
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    opened = open_store(db_target)
-    yield opened
-    opened.close()
-
-
 def new_job(job_id: str, **fields: Any) -> NewJob:
     return NewJob(id=job_id, command=f"echo {job_id}", **fields)
 

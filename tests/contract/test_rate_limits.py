@@ -4,9 +4,6 @@ window of its period, enforced by the claim on each backend, for racing claimers
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from queuectl.core.lifecycle import Outcome
 from queuectl.core.models import JobState, NewJob
@@ -19,13 +16,6 @@ from tests.storetools import age_starts
 HOUR = 3600
 RACERS = 8
 DONE = Outcome(JobState.COMPLETED, None, None)
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    opened = open_store(db_target)
-    yield opened
-    opened.close()
 
 
 def add(store: Store, queue: str, *ids: str) -> None:

@@ -34,13 +34,6 @@ StoreOpener = Callable[[], Store]
 
 
 @pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    opened = open_store(db_target)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def open_another(db_target: str) -> Iterator[StoreOpener]:
     """Opens more connections to the same store, as other processes would have."""
     opened: list[Store] = []

@@ -44,13 +44,6 @@ RECORD_OF: dict[str, set[str]] = {
 
 
 @pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    opened = open_store(db_target)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def other(backend: str, tmp_path: Path) -> Iterator[Store]:
     """A second, empty store of the same backend as `store`."""
     with contextlib.ExitStack() as stack:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from queuectl.core.models import JobState
-from queuectl.store import open_store
 from queuectl.store.base import JobFilter, Store
 from tests.conftest import Queuectl, wait_until
 from tests.integration.test_multihost import Host, require_uts_namespaces
@@ -25,13 +24,6 @@ JOBS = 20
 # Timestamps are kept to the microsecond: two starts exactly a period apart may read as
 # a hair less.
 ROUNDING = timedelta(milliseconds=1)
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    opened = open_store(db_target)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
