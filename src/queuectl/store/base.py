@@ -364,16 +364,5 @@ class QueueStoreRoles(
     transfers, which have services of their own."""
 
 
-class Store(
-    StoreLifecycle,
-    JobStore,
-    ClaimStore,
-    QueueStore,
-    WorkerStore,
-    HealthStore,
-    ScheduleStore,
-    TransferStore,
-    HookStore,
-    Protocol,
-):
+class Store(QueueStoreRoles, ScheduleStore, TransferStore, Protocol):
     """Every role: what open_store() returns and each backend implements."""
