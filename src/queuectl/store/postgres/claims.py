@@ -29,6 +29,8 @@ log = logging.getLogger("queuectl.store")
 
 # Queues closed to claims at the claim's clock (the CTE in CLAIM_SQL).
 CLOSED_AT_CLOCK = closed_queues("(SELECT at FROM clock) - queues.rate_period * interval '1 second'")
+# Queues closed to claims now: what an idle worker's look for the next due job skips.
+CLOSED_NOW = closed_queues("now() - queues.rate_period * interval '1 second'")
 
 
 # The claim in one statement, so one round trip: pick and lock the next due job (rows
@@ -331,14 +333,13 @@ class PostgresClaims(PostgresDependencies, PostgresRates):
         if queues:
             queue_clause = " AND queue = ANY(%s)"
             params.append(list(queues))
-        closed = closed_queues("now() - queues.rate_period * interval '1 second'")
         rows = self._read(
             # Not greatest(0, ...): it skips NULLs, and NULL here means "no job at all".
             # Jobs of a paused or full queue are not claimable: counting them as due would
             # make an idle worker spin on claims that find nothing.
             "SELECT extract(epoch FROM min(run_at) - now())::float8 FROM jobs"
             " WHERE state IN ('pending', 'failed') AND waiting_on = 0"
-            f"{queue_clause} AND queue NOT IN ({closed})",
+            f"{queue_clause} AND queue NOT IN ({CLOSED_NOW})",
             params,
         )
         due = [float(rows[0][0])] if rows and rows[0][0] is not None else []
