@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 
 from queuectl.core.clock import format_timestamp
+from queuectl.core.run_env import ATTEMPT_VARIABLE, JOB_ID_VARIABLE
 from queuectl.store.records import HookEvent
 
 OUTPUT_LINES = 50  # the last lines of output a hook or webhook gets
@@ -58,10 +59,10 @@ def hook_environment(event: HookEvent, output_file: str, base: Mapping[str, str]
     env.update(
         {
             "QUEUECTL_EVENT": event.event,
-            "QUEUECTL_JOB_ID": event.job_id,
+            JOB_ID_VARIABLE: event.job_id,
             "QUEUECTL_STATE": event.state,
             "QUEUECTL_EXIT_CODE": text(event.exit_code),
-            "QUEUECTL_ATTEMPT": str(event.attempt),
+            ATTEMPT_VARIABLE: str(event.attempt),
             "QUEUECTL_QUEUE": event.queue,
             "QUEUECTL_COMMAND": text(event.command),
             "QUEUECTL_LAST_ERROR": text(event.last_error),
