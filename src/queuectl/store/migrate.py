@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import os
+
+MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")  # a folder per backend
+
+
+def migration_files(backend: str) -> list[tuple[int, str]]:
+    """(version, path) pairs for `backend`, ordered by version (file name NNNN_name.sql)."""
+    folder = os.path.join(MIGRATIONS, backend)
+    return sorted(
+        (int(name.split("_", 1)[0]), os.path.join(folder, name))
+        for name in os.listdir(folder)
+        if name.endswith(".sql")
+    )
 
 
 def migration_scripts(backend: str) -> list[tuple[int, str]]:
-    """(version, sql) pairs for `backend`, ordered by version (file name NNNN_name.sql)."""
-    folder = resources.files("queuectl.store").joinpath("migrations", backend)
+    """(version, sql) pairs for `backend`, ordered by version."""
     scripts = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            scripts.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
-    return sorted(scripts)
+    for version, path in migration_files(backend):
+        with open(path, encoding="utf-8") as script:
+            scripts.append((version, script.read()))
+    return scripts
 
 
 def statements(script: str) -> list[str]:
@@ -22,4 +33,6 @@ def statements(script: str) -> list[str]:
 
 
 def latest_version(backend: str) -> int:
-    return migration_scripts(backend)[-1][0]
+    """The store's schema version: the number of the newest migration file, from the file
+    names alone (no script is read), so that the lean paths can afford it too."""
+    return migration_files(backend)[-1][0]

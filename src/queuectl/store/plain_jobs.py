@@ -4,8 +4,6 @@ write. A job that sets any other field goes down the full path."""
 
 from __future__ import annotations
 
-import os
-
 from queuectl.core.defaults import StoredDefaults
 from queuectl.core.spec import parse_field_lines, parse_job_fields
 
@@ -36,17 +34,6 @@ def parse_plain_jobs(
     if any(_has_unwritten_field(fields) for fields in jobs):
         return None
     return jobs
-
-
-def newest_migration(backend: str) -> int:
-    """The number of the newest migration of `backend` (the store's SCHEMA_VERSION), from
-    the file names: importing the store module would cost what the lean paths save."""
-    try:
-        names = os.listdir(os.path.join(os.path.dirname(__file__), "migrations", backend))
-    except OSError:
-        return -1
-    numbers = [int(name.split("_", 1)[0]) for name in names if name.endswith(".sql")]
-    return max(numbers, default=-1)
 
 
 def env_text(env: dict[str, str] | None) -> str | None:

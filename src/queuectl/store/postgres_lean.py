@@ -9,7 +9,7 @@ PgBouncer, like PostgresStore."""
 
 from __future__ import annotations
 
-from queuectl.store.plain_jobs import newest_migration
+from queuectl.store.migrate import latest_version
 from queuectl.store.postgres_url import APPLICATION_NAME, parse_url
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -54,6 +54,6 @@ def current_config(cur: cursor) -> list[tuple[str, str]] | None:
     row = cur.fetchone()
     assert row is not None
     version, stored = row
-    if version != newest_migration("postgres"):
+    if version != latest_version("postgres"):
         return None
     return [(key, value) for key, value in stored]

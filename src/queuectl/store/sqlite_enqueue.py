@@ -15,7 +15,8 @@ import sqlite3
 import time
 from itertools import chain
 
-from queuectl.store.plain_jobs import env_text, newest_migration, parse_plain_jobs
+from queuectl.store.migrate import latest_version
+from queuectl.store.plain_jobs import env_text, parse_plain_jobs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def insert_plain_jobs(path: str, texts: Sequence[str], *, lines: bool) -> list[s
 
 def _insert(conn: sqlite3.Connection, texts: Sequence[str], *, lines: bool) -> list[str] | None:
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version != newest_migration("sqlite"):
+    if version != latest_version("sqlite"):
         return None
     jobs = parse_plain_jobs(
         texts, conn.execute("SELECT key, value FROM config").fetchall(), lines=lines
