@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -72,6 +73,19 @@ def test_store_reconnects_after_the_server_drops_the_connection(pg_url: str) -> 
         job = store.get_job("job")
         assert job is not None
         assert job.id == "job"
+    finally:
+        store.close()
+
+
+def test_the_notification_probe_answers_as_soon_as_its_notification_arrives(
+    pg_url: str,
+) -> None:
+    """What `doctor` waits on: its probe, not the probe's whole timeout."""
+    store = PostgresStore(pg_url)
+    try:
+        started = time.monotonic()
+        assert store.notifications_arrive(30.0) is True
+        assert time.monotonic() - started < 15.0
     finally:
         store.close()
 

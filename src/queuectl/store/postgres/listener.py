@@ -106,7 +106,9 @@ class JobListener:
         try:
             while not self._probe_answered and time.monotonic() < deadline:
                 assert self._conn is not None
-                self._take(self._conn, timeout=max(0.0, deadline - time.monotonic()))
+                # One at a time: notifies() would otherwise wait out the whole timeout.
+                remaining = max(0.0, deadline - time.monotonic())
+                self._take(self._conn, timeout=remaining, stop_after=1)
         except psycopg.Error:
             return False
         return self._probe_answered
