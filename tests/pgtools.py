@@ -1,4 +1,9 @@
-"""PostgreSQL for the tests: a fresh database per test, or a skip that says why."""
+"""PostgreSQL for the tests: a fresh database per test, or a skip that says why.
+
+A migrated database is not created for each test: CREATE DATABASE copies the whole template
+through the write-ahead log (over 100 ms, and far more on a busy machine). A test's database
+is emptied when the test ends and kept for the next one, under a new name, so that a process
+the test left behind cannot reach it; one that fails the emptiness check is dropped."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,17 +38,97 @@ PREFIX = "queuectl_test_"  # every database the tests create; leftovers are drop
 # from the databases of a run still going, even one on another machine.
 OWNER_LOCK = 0x7174
 CONNECT_TIMEOUT = 3  # seconds to decide that no server answers
+RENAME_PATIENCE = 5.0  # seconds for the sessions a test left to end
+# Every row of every table the migrations create, apart from the migrations' own record,
+# and identities restarted, as in a new database. Foreign keys are not checked meanwhile
+# (replica role: every table is emptied anyway). DELETE rather than TRUNCATE: a test's few
+# rows go faster than new files for every table and index.
+EMPTY_TABLES = """
+SET LOCAL session_replication_role = replica;
+DO $$
+DECLARE
+    found record;
+BEGIN
+    FOR found IN
+        SELECT c.oid::regclass AS name FROM pg_class c
+        WHERE c.relnamespace = 'queuectl'::regnamespace AND c.relkind = 'r'
+          AND c.relname <> 'queuectl_schema'
+    LOOP
+        EXECUTE format('DELETE FROM %s', found.name);
+    END LOOP;
+    FOR found IN
+        SELECT format('%I.%I', schemaname, sequencename) AS name FROM pg_sequences
+        WHERE schemaname = 'queuectl'
+    LOOP
+        EXECUTE format('ALTER SEQUENCE %s RESTART', found.name);
+    END LOOP;
+END $$
+"""
+# What a test could change in a database beyond its rows: schemas, tables, columns,
+# indexes, constraints, functions, types, grants, settings, the migrations' record. An
+# emptied database is reused only when this matches the template's.
+FINGERPRINT = """
+SELECT md5(string_agg(item, E'\n' ORDER BY item)) FROM (
+    SELECT format('schema %s %s', nspname, nspacl) FROM pg_namespace
+    WHERE nspname !~ '^pg_(temp|toast_temp)_'
+    UNION ALL
+    SELECT format('rel %s.%s %s %s %s', c.relnamespace::regnamespace, c.relname, c.relkind,
+                  c.relacl, c.reloptions)
+    FROM pg_class c WHERE c.relnamespace::regnamespace::text NOT IN
+        ('pg_catalog', 'information_schema', 'pg_toast')
+      AND c.relnamespace::regnamespace::text !~ '^pg_(temp|toast_temp)_'
+    UNION ALL
+    SELECT format('col %s %s %s %s %s %s', a.attrelid::regclass, a.attname, a.atttypid,
+                  a.attnotnull, a.attisdropped, pg_get_expr(d.adbin, d.adrelid))
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attnum > 0 AND c.relnamespace::regnamespace::text NOT IN
+        ('pg_catalog', 'information_schema', 'pg_toast')
+      AND c.relnamespace::regnamespace::text !~ '^pg_(temp|toast_temp)_'
+    UNION ALL
+    SELECT format('index %s', pg_get_indexdef(i.indexrelid)) FROM pg_index i
+    JOIN pg_class c ON c.oid = i.indexrelid
+    WHERE c.relnamespace::regnamespace::text NOT IN ('pg_catalog', 'pg_toast')
+    UNION ALL
+    SELECT format('constraint %s %s %s', conrelid::regclass, conname,
+                  pg_get_constraintdef(oid))
+    FROM pg_constraint WHERE connamespace::regnamespace::text <> 'pg_catalog'
+    UNION ALL
+    SELECT format('function %s %s', p.oid::regprocedure, md5(p.prosrc)) FROM pg_proc p
+    WHERE p.pronamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema')
+    UNION ALL
+    SELECT format('type %s.%s', typnamespace::regnamespace, typname) FROM pg_type
+    WHERE typnamespace::regnamespace::text NOT IN
+        ('pg_catalog', 'information_schema', 'pg_toast')
+    UNION ALL
+    SELECT format('trigger %s %s', tgrelid::regclass, tgname) FROM pg_trigger
+    WHERE NOT tgisinternal
+    UNION ALL
+    SELECT format('extension %s', extname) FROM pg_extension
+    UNION ALL
+    SELECT format('setting %s %s', setrole, setconfig) FROM pg_db_role_setting
+    WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+    UNION ALL
+    SELECT format('migration %s', s) FROM queuectl.queuectl_schema s
+) AS items(item)
+"""
 
 
 @dataclass
 class _Session:
-    """One per test process (pytest-xdist runs several): a server and a migrated template."""
+    """One per test process (pytest-xdist runs several): a server, a migrated template, and
+    the emptied databases ready for the next test."""
 
     server: str
     admin: psycopg.Connection[tuple[Any, ...]]
     token: int
     template: str
+    fingerprint: str  # what an emptied database must look like: the template's
     numbers: Iterator[int] = field(default_factory=itertools.count)
+    ready: list[str] = field(default_factory=list)
+
+    def new_name(self) -> str:
+        return f"{PREFIX}{self.token}_{next(self.numbers)}"
 
 
 _session: _Session | None = None
@@ -56,14 +142,75 @@ def fresh_database(*, migrated: bool = True) -> Iterator[str]:
     `migrated=False` gives an empty one (no schema), for migration tests.
     """
     session = _get_session()
-    name = f"{PREFIX}{session.token}_{next(session.numbers)}"
-    source = session.template if migrated else "template0"
-    session.admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    if migrated and session.ready:
+        name = session.ready.pop()
+    else:
+        name = session.new_name()
+        source = session.template if migrated else "template0"
+        session.admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
     try:
         yield database_url(session.server, name)
     finally:
-        # FORCE: worker processes a test left behind must not keep the database alive.
-        session.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if migrated:
+            _keep_emptied(session, name)
+        else:
+            _drop(session, name)
+
+
+def _drop(session: _Session, name: str) -> None:
+    # FORCE: worker processes a test left behind must not keep the database alive.
+    session.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _keep_emptied(session: _Session, name: str) -> None:
+    """Rename the database out of reach of whatever the test left running, empty it, and
+    keep it for the next test if it then looks exactly like the template; else drop it."""
+    import psycopg
+
+    renamed = session.new_name()
+    try:
+        _rename_away(session, name, renamed)
+    except psycopg.Error:
+        _drop(session, name)
+        return
+    url = database_url(session.server, renamed)
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT) as conn:
+            conn.execute(EMPTY_TABLES)
+            conn.commit()
+            clean = _fingerprint(conn) == session.fingerprint
+    except psycopg.Error:
+        clean = False
+    if clean:
+        session.ready.append(renamed)
+    else:
+        _drop(session, renamed)
+
+
+def _rename_away(session: _Session, name: str, renamed: str) -> None:
+    """ALTER DATABASE … RENAME, once the sessions still connected to it have ended."""
+    import psycopg
+
+    deadline = time.monotonic() + RENAME_PATIENCE
+    while True:
+        session.admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        try:
+            session.admin.execute(f'ALTER DATABASE "{name}" RENAME TO "{renamed}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # a terminated backend takes a moment to go
+
+
+def _fingerprint(conn: psycopg.Connection[tuple[Any, ...]]) -> str:
+    row = conn.execute(FINGERPRINT).fetchone()
+    conn.rollback()
+    return str(row[0]) if row else ""
 
 
 def database_url(server: str, name: str) -> str:
@@ -123,7 +270,9 @@ def _start_session() -> _Session:
         store.migrate()
     finally:
         store.close()
-    session = _Session(server, admin, token, template)
+    with psycopg.connect(database_url(server, template)) as conn:
+        fingerprint = _fingerprint(conn)
+    session = _Session(server, admin, token, template, fingerprint)
     atexit.register(_end_session, session)
     return session
 
@@ -181,8 +330,9 @@ def _drop_leftovers(admin: psycopg.Connection[tuple[Any, ...]], token: int) -> N
 
 
 def _end_session(session: _Session) -> None:
-    with contextlib.suppress(Exception):
-        session.admin.execute(f'DROP DATABASE IF EXISTS "{session.template}" WITH (FORCE)')
+    for name in [*session.ready, session.template]:
+        with contextlib.suppress(Exception):
+            _drop(session, name)
     session.admin.close()
 
 

@@ -1,0 +1,59 @@
+"""The tests' PostgreSQL databases are reused: a test must still get what a new database
+would give it, and nothing an earlier test left behind."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from queuectl.core.models import NewJob
+from queuectl.store.postgres import PostgresStore
+from tests import pgtools
+
+pytestmark = pytest.mark.postgres
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'queuectl'"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def _job_count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM queuectl.jobs").fetchone()
+    return int(row[0]) if row else -1
+
+
+def test_the_next_test_gets_no_rows_of_an_earlier_one() -> None:
+    with pgtools.fresh_database() as url:
+        store = PostgresStore(url)
+        store.insert_jobs([NewJob(id="left-behind", command="true")])
+        store.close()
+    with pgtools.fresh_database() as url:
+        assert _job_count(url) == 0
+
+
+def test_the_next_test_gets_no_schema_an_earlier_one_changed() -> None:
+    with pgtools.fresh_database() as url:
+        migrated = _tables(url)
+        with psycopg.connect(url) as conn:
+            conn.execute("CREATE TABLE queuectl.extra (n int)")
+    with pgtools.fresh_database() as url, pgtools.fresh_database() as other:
+        assert _tables(url) == _tables(other) == migrated
+
+
+def test_a_process_left_connected_cannot_reach_the_next_test() -> None:
+    with pgtools.fresh_database() as url:
+        left = psycopg.connect(url, autocommit=True)
+    with pytest.raises(psycopg.OperationalError):
+        left.execute("SELECT 1")  # its session was ended
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        psycopg.connect(url, connect_timeout=pgtools.CONNECT_TIMEOUT)  # and the name is gone
+
+
+def test_an_unmigrated_database_is_empty() -> None:
+    with pgtools.fresh_database(migrated=False) as url:
+        assert _tables(url) == set()
