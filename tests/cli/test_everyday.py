@@ -17,6 +17,8 @@ from tests.cli.test_doctor import checks_of, doctor_json, plant_stuck_job, store
 from tests.conftest import Queuectl, assert_error
 from tests.terminal import COLUMNS, run_on_terminal
 
+pytestmark = pytest.mark.in_process
+
 # -- 2. seeing and forgetting workers -------------------------------------------------------
 
 

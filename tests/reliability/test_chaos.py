@@ -1,4 +1,4 @@
-"""Chaos: 2,000 jobs on four workers while a random worker is SIGKILLed every second.
+"""Chaos: 1,000 jobs on four workers while a random worker is SIGKILLed every second.
 
 Nothing acknowledged is lost, no job runs twice at once, every rerun and failed attempt
 is explained by a kill, nothing stays `processing` past its lease, no process is left.
@@ -31,9 +31,9 @@ from tests.reliability.tools import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
-JOBS = 2000
+JOBS = 1000
 WORKERS = 4
-KILLS = 20  # one a second
+KILLS = 10  # one a second
 LEASE = 2.0  # seconds: short, so rescues happen within the test
 
 
