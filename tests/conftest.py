@@ -38,6 +38,14 @@ WITH_PGBOUNCER = [*BACKENDS, pytest.param("pgbouncer", marks=pytest.mark.postgre
 OWN_PROCESS_COMMANDS = frozenset({"worker", "dashboard", "top"})
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl+C as a user's commands get it, however the suite was started: a shell runs a
+    background job with SIGINT ignored, every process it starts would inherit that, and the
+    tests of Ctrl+C would then wait for commands that cannot hear it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def wait_until(
     predicate: Callable[[], Any],
     timeout: float = 10.0,
