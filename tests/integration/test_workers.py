@@ -127,7 +127,7 @@ def test_max_retries_zero_still_runs_once(q: Queuectl) -> None:
 
 
 def test_three_workers_run_ten_jobs_three_at_a_time(q: Queuectl) -> None:
-    ids = enqueue_many(q, [{"command": "sleep 3"} for _ in range(10)])
+    ids = enqueue_many(q, [{"command": "sleep 1.5"} for _ in range(10)])
     proc = q.start_workers("--count", "3", "--burst")
     code, err = q.finish(proc, timeout=90)
     assert code == 0, err
