@@ -14,9 +14,9 @@ import time
 from collections.abc import Mapping
 
 from queuectl.core.models import RunResult
+from queuectl.leftovers import KILL_GRACE
 from queuectl.reaping import REAPING, WAITED_FOR, reap_zombies
 
-KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for a timed-out or killed run
 LEFTOVER_GRACE = 0.5  # seconds background processes get after the shell itself exits
 READ_CHUNK = 65536  # bytes
 POLL_SLICE = 0.1  # seconds; the longest wait between two looks at the clock and the shell
@@ -265,71 +265,6 @@ def set_parent_death_signal(signum: int) -> bool:
         return bool(libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
-
-
-def kill_processes_with_environment(
-    required: Mapping[str, str], *, wait: float = KILL_GRACE
-) -> list[int]:
-    """SIGKILL every process of this host whose environment holds all of `required`, and
-    wait (up to `wait` seconds) until they are gone; returns their pids.
-
-    Environments are inherited, so this finds a run's background processes too, even once
-    the process that started them is dead and they were handed to init; their process
-    groups are killed with them. Processes of other
-    users cannot be read and are left alone; zombies have no environment and never match.
-    """
-    wanted = {f"{key}={value}".encode() for key, value in required.items()}
-    killed: list[int] = []
-    deadline = time.monotonic() + wait
-    own_group = os.getpgid(0)
-    while True:
-        found = [pid for pid in _pids_with_environment(wanted) if pid not in killed]
-        for pid in found:
-            # Its process group too: a run's shell leads one, and a process there that
-            # cleared its environment (`env -i`) still belongs to the run.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                group = os.getpgid(pid)
-                if group > 1 and group != own_group:
-                    os.killpg(group, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        killed.extend(found)
-        # Scan again: a process may have forked between the scan and its kill.
-        if not found and not any(_pid_alive(pid) for pid in killed):
-            return killed
-        if time.monotonic() > deadline:
-            return killed
-        time.sleep(0.01)
-
-
-def _pids_with_environment(wanted: set[bytes]) -> list[int]:
-    me = os.getpid()
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as handle:
-                environ = handle.read()
-        except OSError:
-            continue
-        if wanted.issubset(environ.split(b"\0")):
-            found.append(int(name))
-    return found
-
-
-def _pid_alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (dead, not yet reaped) counts as gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
 
 
 def _pidfd(pid: int) -> int | None:

@@ -350,7 +350,7 @@ class QueueService:
         stale = self.store.find_stale_jobs(current.lease_timeout)
         if stale:
             # Here, not at the top: `enqueue` imports this module and must start fast.
-            from queuectl.runner import kill_processes_with_environment
+            from queuectl.leftovers import kill_processes_with_environment
         for job in stale:
             outcome = lifecycle.after_lost_run(
                 job.attempts, job.max_retries, job.locked_by, current

@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from queuectl.runner import kill_processes_with_environment
+from queuectl.leftovers import kill_processes_with_environment
 from tests.conftest import processes_with_argument, wait_until
 
 

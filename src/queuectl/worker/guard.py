@@ -16,16 +16,13 @@ Protocol, on the guard's stdin: one line per worker, `PID NAME=VALUE\\n`.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import select
 import signal
 import sys
 import time
 
-from queuectl.runner import kill_processes_with_environment
-
-log = logging.getLogger("queuectl.worker")
+from queuectl.leftovers import kill_processes_with_environment
 
 FALLBACK_POLL = 0.05  # seconds between looks at workers where pidfds are unavailable
 
@@ -55,7 +52,11 @@ class GuardHandle:
                 setsigmask=(),
             )
         except OSError as exc:
-            log.warning("cannot start the job guard (%s): jobs may outlive a killed worker", exc)
+            import logging  # here: the guard process itself runs without it
+
+            logging.getLogger("queuectl.worker").warning(
+                "cannot start the job guard (%s): jobs may outlive a killed worker", exc
+            )
             os.close(writer)
             return False
         finally:
