@@ -37,18 +37,28 @@ FAULTS = (
 )
 
 # Seconds after start-up before a `raise-in-<task>` fault fires (default at once): lets a
-# test have a job running when a background task breaks.
+# test have a job running when a background task breaks. Counted again from each fork, so
+# that every worker (a replacement too) has that long to take a job, however slowly the
+# process before the fork started.
 FAULT_AFTER_VARIABLE = "QUEUECTL_FAULT_AFTER"
 
 _armed: str | None = os.environ.get(FAULT_VARIABLE) or None
 _armed_at = 0.0
-if _armed is not None and _armed.startswith("raise-in-"):
+
+
+def _arm() -> None:
+    global _armed_at
     import time
 
     try:
         _armed_at = time.monotonic() + float(os.environ.get(FAULT_AFTER_VARIABLE) or 0)
     except ValueError:
         _armed_at = 0.0
+
+
+if _armed is not None and _armed.startswith("raise-in-"):
+    _arm()
+    os.register_at_fork(after_in_child=_arm)
 
 
 def crash_point(name: str) -> None:
