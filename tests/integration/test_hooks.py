@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.startup import traced
 from tests.conftest import Queuectl, parse_time, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.in_process]
@@ -160,3 +161,13 @@ def test_bad_hook_input_is_refused_and_changes_nothing(
     assert result.stderr.startswith("error: ")
     assert q.job_count() == 0
     assert q.ok("config", "get", "webhook-url").strip() == "none"
+
+
+def test_a_worker_without_webhooks_loads_no_http_client(q_sqlite: Queuectl) -> None:
+    """urllib.request brings http.client, ssl and email: a worker loads them on its first
+    webhook, not at every start."""
+    job_id = q_sqlite.enqueue(command="true")
+    result, modules = traced(q_sqlite.env, "worker", "start", "--burst")
+    assert result.returncode == 0, result.stderr
+    assert q_sqlite.state(job_id) == "completed"
+    assert modules & {"urllib.request", "http.client", "ssl"} == set()

@@ -12,13 +12,9 @@ here), so one failing receiver does not hold up the others.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import os
-import tempfile
 import time
-import urllib.error
-import urllib.request
 
 from queuectl.core.errors import QueuectlError
 from queuectl.core.models import Job
@@ -146,6 +142,8 @@ def run_hook(event: HookEvent, timeout: float, base_env: dict[str, str]) -> str 
     """Run the hook command with the facts in its environment; None if it exited 0, else
     what went wrong. The output file is removed after, however the hook ended."""
     try:
+        import tempfile  # here: only a worker that runs a hook needs it
+
         handle, path = tempfile.mkstemp(prefix="queuectl-hook-", suffix=".out")
     except OSError as exc:
         return f"hook not run: cannot create its output file: {exc.strerror or exc}"
@@ -180,6 +178,12 @@ def run_hook(event: HookEvent, timeout: float, base_env: dict[str, str]) -> str 
 
 def post_webhook(event: HookEvent, timeout: float, secret: str) -> str | None:
     """POST the facts to the event's URL; None on a 2xx answer, else what went wrong."""
+    # Here, not at the top: urllib.request brings http.client, ssl and email with it, which
+    # every worker would otherwise load at start-up whether or not a webhook is set.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     body = webhook_body(event)
     request = urllib.request.Request(  # noqa: S310 - the URL is checked http(s) at config
         event.target, data=body, headers=webhook_headers(event, body, secret), method="POST"
