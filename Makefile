@@ -34,9 +34,13 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-## test: lint, then the whole test suite on both backends
+# pytest keeps each test module, rewritten for its assertions, as compiled bytecode; where
+# PYTHONDONTWRITEBYTECODE is set it could not, and every run would rewrite them all again.
+unexport PYTHONDONTWRITEBYTECODE
+
+## test: lint, then the whole test suite on both backends, four processes at a time
 test: lint
-	$(BIN)/pytest -n 4 -q tests
+	$(BIN)/pytest -n 4 --dist worksteal -q tests
 
 check: test
 
