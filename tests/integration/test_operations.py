@@ -29,6 +29,22 @@ NEVER = "2099-01-01T00:00:00Z"  # a scheduled_at no test reaches: the job stays 
 _markers = itertools.count()
 
 
+def has_opened_store(pid: int) -> bool:
+    """Whether process `pid` holds a store open: a SQLite file or a server's socket."""
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith("socket:") or link.endswith(".db"):
+            return True
+    return False
+
+
 def marker() -> str:
     """A `sleep` argument no other process has, to find the job's processes by."""
     return f"29.{os.getpid()}{next(_markers):03d}"
@@ -283,6 +299,10 @@ def test_wait_returns_0_soon_after_the_last_job_completes(q: Queuectl, tmp_path:
     waiter = q.run_background("wait")  # `queuectl enqueue - < jobs.jsonl && queuectl wait`
     proc = q.start_workers("--count", "3")
     wait_for_states(q, dict.fromkeys(ids, "processing"))
+    # `wait` waits for the jobs unfinished when it starts: on a loaded machine its start-up
+    # may outlast the jobs, so they end only once it has the store open.
+    wait_until(lambda: has_opened_store(waiter.pid), timeout=30, message="`wait` to start")
+    time.sleep(0.5)
     assert waiter.poll() is None
     gate.touch()
     out, err = waiter.communicate(timeout=60)
