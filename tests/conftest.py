@@ -3,15 +3,19 @@ run in a subprocess, or in this process where a module asks for it (`in_process`
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import io
 import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -364,11 +368,23 @@ def sqlite_target(folder: Path) -> Path:
     """A fresh, empty store in a folder of its own, created as `enqueue` would: commands
     that only read refuse a store that does not exist, and a store that QUEUECTL_DB or
     --db names is created only in a folder that exists."""
-    from queuectl.store import open_store
-
     path = folder / "store" / "queuectl.db"
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    open_store(str(path)).close()
+    # A copy of one store migrated once per test process: the same schema, no rows, the
+    # same mode, without running every migration again for each test.
+    shutil.copyfile(_migrated_sqlite_store(), path)
+    path.chmod(0o600)
+    return path
+
+
+@functools.cache
+def _migrated_sqlite_store() -> Path:
+    from queuectl.store import open_store
+
+    folder = Path(tempfile.mkdtemp(prefix="queuectl-test-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "queuectl.db"
+    open_store(str(path)).close()  # closing checkpoints the WAL into the file: one file
     return path
 
 
