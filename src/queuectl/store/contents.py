@@ -9,13 +9,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from queuectl.core.errors import DuplicateJobId, DuplicateSchedule
-from queuectl.store.records import JobRecord, StoreContents, StoredAttempt
+from queuectl.store.records import JobRecord, QueueSetting, StoreContents, StoredAttempt
 from queuectl.store.rows import TimeReader, attempt_from_row
 
 if TYPE_CHECKING:
     from queuectl.core.models import Job
     from queuectl.core.schedule import Schedule
-    from queuectl.store.records import QueueSetting
 
 
 class ContentsWriter(Protocol):
@@ -81,3 +80,21 @@ def job_records(
         history[row[0]].append(StoredAttempt(attempt_from_row(row[:9], to_time), row[9]))
     for job in jobs:
         yield JobRecord(job, tuple(history[job.id]))
+
+
+def queue_setting_from_row(row: Sequence[Any]) -> QueueSetting:
+    """A queue's settings from a row of `name, paused, max_running, rate_count, rate_period,
+    webhook_url`, the columns both backends select for an export."""
+    return QueueSetting(row[0], bool(row[1]), *row[2:])
+
+
+def queue_setting_values(queue: QueueSetting) -> tuple[Any, ...]:
+    """A queue's settings as parameters, in that same column order (both backends' upsert)."""
+    return (
+        queue.name,
+        queue.paused,
+        queue.max_running,
+        queue.rate_count,
+        queue.rate_period,
+        queue.webhook_url,
+    )

@@ -9,7 +9,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.core.models import Job, JobState
-from queuectl.store.contents import job_records, write_contents
+from queuectl.store.contents import (
+    job_records,
+    queue_setting_from_row,
+    queue_setting_values,
+    write_contents,
+)
 from queuectl.store.records import JobRecord, QueueSetting, StoreContents
 from queuectl.store.sql import ATTEMPT_COLUMNS, JOB_COLUMNS
 from queuectl.store.sqlite.connection import SqliteConnection
@@ -75,7 +80,7 @@ class SqliteTransfer(SqliteConnection):
 
     def list_queue_settings(self) -> list[QueueSetting]:
         rows = self._read(QUEUE_SETTINGS)
-        return [QueueSetting(row[0], bool(row[1]), *row[2:]) for row in rows]
+        return [queue_setting_from_row(row) for row in rows]
 
     def count_attempts(self) -> int:
         return int(self._read(COUNT_ATTEMPTS)[0][0])
@@ -125,17 +130,7 @@ class SqliteContentsWriter:
         self.conn.execute(SET_CONFIG, (key, value))
 
     def set_queue(self, queue: QueueSetting) -> None:
-        self.conn.execute(
-            SET_QUEUE,
-            (
-                queue.name,
-                queue.paused,
-                queue.max_running,
-                queue.rate_count,
-                queue.rate_period,
-                queue.webhook_url,
-            ),
-        )
+        self.conn.execute(SET_QUEUE, queue_setting_values(queue))
 
     def has_schedule(self, name: str) -> bool:
         return self.conn.execute(HAS_SCHEDULE, (name,)).fetchone() is not None
