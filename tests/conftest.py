@@ -67,6 +67,17 @@ def wait_until(
         time.sleep(interval)
 
 
+def run_in_threads(count: int, target: Callable[[int], object], timeout: float = 60) -> None:
+    """target(0) … target(count - 1), each in a thread of its own, all started before any is
+    joined (racers meet at a barrier of their own); returns once every thread has ended or
+    had `timeout` seconds to."""
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+
+
 class Queuectl:
     """Runs the command against one store: in a subprocess, as a user does, or (with
     `in_process`) through queuectl.cli.main() in this process, which spares each command

@@ -21,7 +21,7 @@ from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord, JobFilter, Store
 from queuectl.store.migrate import migration_scripts, statements
 from tests import pgtools
-from tests.conftest import wait_until
+from tests.conftest import run_in_threads, wait_until
 
 SHORT_LEASE = 0.3  # seconds; a heartbeat older than this is stale
 RACERS = 6
@@ -292,11 +292,7 @@ def test_racing_threads_with_skip_all_get_the_same_job(store: Store, db_target: 
         finally:
             racer.close()
 
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(RACERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_in_threads(RACERS, race)
     (winner,) = all_ids(store)
     assert got == [winner] * RACERS
 

@@ -10,7 +10,7 @@ from queuectl.core.models import JobState, NewJob
 from queuectl.core.rates import Rate
 from queuectl.store import open_store
 from queuectl.store.base import AttemptRecord, Store
-from tests.conftest import wait_until
+from tests.conftest import run_in_threads, wait_until
 from tests.storetools import age_starts
 
 HOUR = 3600
@@ -142,9 +142,5 @@ def test_racing_claimers_never_exceed_the_rate(store: Store, db_target: str) -> 
         finally:
             racer.close()
 
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(RACERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_in_threads(RACERS, race)
     assert sum(len(batch) for batch in claimed) == 3

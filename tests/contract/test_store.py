@@ -22,7 +22,7 @@ from queuectl.service import QueueService
 from queuectl.store import open_store
 from queuectl.store.base import AttemptOutput, AttemptRecord, JobFilter, QueueInfo, Store
 from tests import pgtools
-from tests.conftest import wait_until
+from tests.conftest import run_in_threads, wait_until
 
 SHORT_LEASE = 0.3  # seconds; a heartbeat older than this is stale in the lease tests
 CLOCK_SLACK = 5.0  # seconds allowed between "now" on the store and in the test
@@ -275,11 +275,7 @@ def test_claim_job_racing_threads_claim_each_job_once(store: Store, db_target: s
     def race(slot: int) -> None:
         claimed[slot] = _claim_until_empty(db_target, f"w{slot}", start)
 
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(RACE_THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_in_threads(RACE_THREADS, race)
     everything = [job_id for batch in claimed for job_id in batch]
     assert sorted(everything) == sorted(f"job-{n}" for n in range(RACE_JOBS))
     for job_id in ("job-0", f"job-{RACE_JOBS - 1}"):
@@ -448,7 +444,7 @@ def test_rescue_stale_racing_rescuers_rescue_once(store: Store, db_target: str) 
     start = threading.Barrier(4)
     counts: list[int] = []
 
-    def rescue() -> None:
+    def rescue(_: int) -> None:
         rescuer = open_store(db_target)
         try:
             start.wait(timeout=30)
@@ -456,11 +452,7 @@ def test_rescue_stale_racing_rescuers_rescue_once(store: Store, db_target: str) 
         finally:
             rescuer.close()
 
-    threads = [threading.Thread(target=rescue) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_in_threads(4, rescue)
     assert sorted(counts) == [0, 0, 0, 1]
     assert len(store.list_attempts("job")) == 1
 
@@ -643,11 +635,7 @@ def test_migrate_racing_first_starts_create_the_schema_once(backend: str, tmp_pa
             except BaseException as exc:  # reported below, with the others
                 errors.append(exc)
 
-        threads = [threading.Thread(target=first_start, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        run_in_threads(4, first_start)
         assert errors == []
         check = open_store(target)
         try:
@@ -920,11 +908,7 @@ def test_claim_job_racing_workers_never_exceed_a_queue_limit(store: Store, db_ta
     def race(slot: int) -> None:
         claimed[slot] = _claim_until_empty(db_target, f"w{slot}", start)
 
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(RACE_THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_in_threads(RACE_THREADS, race)
     assert sum(len(batch) for batch in claimed) == 2
     assert store.count_jobs_by_state()[JobState.PROCESSING] == 2
 
