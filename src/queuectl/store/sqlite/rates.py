@@ -9,6 +9,7 @@ from datetime import datetime
 from queuectl.core.rates import Rate
 from queuectl.store.sql import RATE_LIMITED_WITH_WORK
 from queuectl.store.sqlite.connection import SqliteConnection
+from queuectl.store.sqlite.dependencies import marks
 from queuectl.store.sqlite.rows import moment
 
 # Set or remove a queue's rate limit: the queues primary key.
@@ -44,7 +45,7 @@ class SqliteRates(SqliteConnection):
     def _next_rate_slots(self, queues: Sequence[str] | None, now: float) -> list[float]:
         """When each queue with work that only its rate limit keeps closed opens again:
         the start that must leave its window, plus the period."""
-        names = f" AND name IN ({','.join('?' * len(queues))})" if queues else ""
+        names = f" AND name IN {marks(len(queues))}" if queues else ""
         slots = []
         for name, count, period in self._read(RATE_LIMITED_WITH_WORK + names, queues or ()):
             rows = self._read(RECENT_START, (name, count - 1))
