@@ -19,7 +19,7 @@ from queuectl.cli import main
 from queuectl.cli.background import LOG_ROTATE_SIZE
 from tests.conftest import Queuectl, assert_error, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 
 @pytest.fixture

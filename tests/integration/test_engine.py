@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import Queuectl, processes_with_argument, wait_until
 from tests.reliability.tools import guard_pids, worker_pids
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 
 def marker(n: int) -> str:

@@ -23,7 +23,7 @@ from tests import pgtools
 from tests.conftest import Queuectl, wait_until
 from tests.pgbouncer import PgBouncer, pooled_database
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.in_process]
 
 POLLING = "idle workers poll every poll-interval"
 

@@ -17,7 +17,7 @@ from queuectl.store.base import JobFilter, Store
 from tests.conftest import Queuectl, wait_until
 from tests.integration.test_multihost import Host, require_uts_namespaces
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.in_process]
 
 RATE, PERIOD = 5, timedelta(seconds=1)  # `5/s`
 JOBS = 20

@@ -57,3 +57,44 @@ def test_a_process_left_connected_cannot_reach_the_next_test() -> None:
 def test_an_unmigrated_database_is_empty() -> None:
     with pgtools.fresh_database(migrated=False) as url:
         assert _tables(url) == set()
+
+
+def _next_job_number(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT nextval('queuectl.jobs_seq_seq')").fetchone()
+    return int(row[0]) if row else -1
+
+
+def test_the_next_test_counts_from_where_a_new_database_does() -> None:
+    with pgtools.fresh_database() as url:
+        first = _next_job_number(url)
+        for _ in range(5):
+            _next_job_number(url)
+    with pgtools.fresh_database() as url:
+        assert _next_job_number(url) == first
+
+
+SCHEMA_CHANGES = [
+    "CREATE TABLE queuectl.extra (n int)",
+    "ALTER TABLE queuectl.jobs ADD COLUMN extra int",
+    "ALTER TABLE queuectl.jobs ALTER COLUMN priority SET DEFAULT 7",
+    "DROP INDEX queuectl.jobs_state",
+    "ALTER TABLE queuectl.config DROP CONSTRAINT config_pkey",
+    "GRANT SELECT ON queuectl.jobs TO PUBLIC",
+    "CREATE FUNCTION queuectl.extra() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "DELETE FROM queuectl.queuectl_schema",
+]
+
+
+@pytest.mark.parametrize("change", [None, *SCHEMA_CHANGES])
+def test_a_database_is_kept_for_the_next_test_only_if_its_schema_is_unchanged(
+    change: str | None,
+) -> None:
+    session = pgtools._get_session()
+    with pgtools.fresh_database() as url:
+        ready_meanwhile = list(session.ready)
+        if change is not None:
+            with psycopg.connect(url) as conn:
+                conn.execute(change)
+    kept = [name for name in session.ready if name not in ready_meanwhile]
+    assert len(kept) == (1 if change is None else 0)
