@@ -82,11 +82,17 @@ def test_a_bug_in_a_worker_task_ends_the_worker_safely(q: Queuectl, task: str) -
         QUEUECTL_RETENTION_INTERVAL="0.2",
     )
     proc = q.start_workers("-v")
+    first_workers = set(wait_until(lambda: worker_pids(proc), message="the first worker"))
     job = q.wait_for_state(job_id, "failed", "dead", timeout=30)
     first = job["history"][0]
     assert " crashed in its " in first["error"]
     assert f"InjectedFault: injected fault in the {task} task" in first["error"]
     assert not processes_with_argument(fg), "the job must not outlive its crashed worker"
+    # The attempt is recorded before the worker exits: give the supervisor time to see it go.
+    wait_until(
+        lambda: set(worker_pids(proc)) - first_workers,
+        message="the supervisor to start another worker",
+    )
     q.signal_group(proc, signal.SIGTERM)
     _, err = q.finish(proc)
     assert "Traceback (most recent call last)" in err
