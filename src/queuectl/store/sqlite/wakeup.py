@@ -3,7 +3,6 @@ is written to (inotify) or polled, and the checkpoints it runs while idle."""
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import time
@@ -17,8 +16,6 @@ CHANGE_CHECK_INTERVAL = 0.005  # seconds between data_version checks of an idle 
 WATCHED_CHECK_INTERVAL = 0.1  # seconds between them when the WAL's writes wake it too
 SETTLE_TIME = 1.0  # seconds of quick checks after a write to the WAL (an fsync may be slow)
 SETTLE_CHECK_INTERVAL = 0.002  # seconds between those quick checks, until a commit shows
-
-log = logging.getLogger("queuectl.store")
 
 
 class SqliteWakeup(SqliteConnection):
@@ -97,4 +94,10 @@ class SqliteWakeup(SqliteConnection):
             finally:
                 self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_WAIT_SLICE * 1000)}")
         except sqlite3.Error as exc:
-            log.debug("checkpoint of %s skipped: %s", self.path, exc)
+            # Imported here: only an idle worker gets this far, and every SQLite command
+            # would otherwise pay for logging (and traceback, threading) at start-up.
+            import logging
+
+            logging.getLogger("queuectl.store").debug(
+                "checkpoint of %s skipped: %s", self.path, exc
+            )
