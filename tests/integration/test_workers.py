@@ -304,16 +304,19 @@ def test_delayed_jobs_run_at_their_time_not_before(q: Queuectl) -> None:
 # -- h) claim order and queues ------------------------------------------------------------
 
 
-def test_one_worker_runs_jobs_by_priority_then_enqueue_order(q: Queuectl) -> None:
+def test_one_worker_runs_jobs_by_priority_then_enqueue_order(q: Queuectl, tmp_path: Path) -> None:
+    # Each job writes its id as it runs: two quick jobs may start within one millisecond,
+    # the resolution of started_at, so the times alone cannot tell their order.
+    ran = tmp_path / "ran"
     priorities = {"low": 0, "high": 10, "mid": 5, "negative": -1, "high2": 10, "low2": 0}
     for job_id, priority in priorities.items():
-        q.enqueue(id=job_id, command="true", priority=priority)
+        q.enqueue(id=job_id, command=f"echo {job_id} >> {ran}", priority=priority)
     # Enqueued last, but due since long ago: earliest run_at goes first among equals.
-    q.enqueue(id="overdue", command="true", scheduled_at="2020-01-01T00:00:00Z")
+    q.enqueue(id="overdue", command=f"echo overdue >> {ran}", scheduled_at="2020-01-01T00:00:00Z")
     code, err = q.finish(q.start_workers("--burst"))
     assert code == 0, err
-    jobs = q.jobs()
-    order = [job["id"] for job in sorted(jobs, key=lambda job: parse_time(job["started_at"]))]
+    assert {job["state"] for job in q.jobs()} == {"completed"}
+    order = ran.read_text().split()
     assert order == ["high", "high2", "mid", "overdue", "low", "low2", "negative"]
 
 
