@@ -61,6 +61,7 @@ SELECT 'sequence', schemaname, sequencename FROM pg_sequences WHERE schemaname =
 FINGERPRINT = """
 SELECT md5(string_agg(item, E'\\n' ORDER BY item)) FROM (
     SELECT format('schema %s %s %s', oid, nspname, nspacl) FROM pg_namespace
+    WHERE nspname !~ '^pg_(temp|toast_temp)_'  -- a session's temporary schema stays behind
     UNION ALL
     SELECT format('rel %s %s %s %s %s %s', oid, relnamespace, relname, relkind, relacl,
                   reloptions)
@@ -107,9 +108,8 @@ class _Session:
     token: int
     template: str
     fingerprint: str  # what an emptied database must look like: the template's
-    emptying: (
-        psycopg.sql.Composed
-    )  # the statements that empty a database the template's migrations made
+    # The statements that empty a database the template's migrations made.
+    emptying: psycopg.sql.Composed
     numbers: Iterator[int] = field(default_factory=itertools.count)
     ready: list[str] = field(default_factory=list)
 
