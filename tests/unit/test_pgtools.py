@@ -21,10 +21,15 @@ def _tables(url: str) -> set[str]:
     return {name for (name,) in rows}
 
 
-def _job_count(url: str) -> int:
+def _number(url: str, query: str) -> int:
+    """The one number `query` selects in the database at `url`."""
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM queuectl.jobs").fetchone()
+        row = conn.execute(query).fetchone()
     return int(row[0]) if row else -1
+
+
+def _job_count(url: str) -> int:
+    return _number(url, "SELECT count(*) FROM queuectl.jobs")
 
 
 def test_the_next_test_gets_no_rows_of_an_earlier_one() -> None:
@@ -60,9 +65,7 @@ def test_an_unmigrated_database_is_empty() -> None:
 
 
 def _next_job_number(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT nextval('queuectl.jobs_seq_seq')").fetchone()
-    return int(row[0]) if row else -1
+    return _number(url, "SELECT nextval('queuectl.jobs_seq_seq')")
 
 
 def test_the_next_test_counts_from_where_a_new_database_does() -> None:
